@@ -21,6 +21,8 @@ class WordVectors(Protocol):
 
     def vector(self, word: str) -> np.ndarray: ...
 
+    def top_words(self, n: int) -> list[str]: ...
+
 
 def normalise_word(word: str) -> str:
     """The key words are looked up by: lower case, surrounding punctuation removed."""
@@ -49,6 +51,10 @@ class TableVectors:
         if i is None:
             i = self._index.get(normalise_word(word))
         return self.vectors[i] if i is not None else np.zeros(self.dim, np.float32)
+
+    def top_words(self, n: int) -> list[str]:
+        """The first n words: tables from word2vec, FastText and GloVe list the most frequent first."""
+        return self.words[:n]
 
     def subset(self, words: Iterable[str]) -> "TableVectors":
         keep = sorted({normalise_word(w) for w in words} & set(self._index))
@@ -133,6 +139,9 @@ class FastTextVectors:
         w = normalise_word(word)
         return np.asarray(self.model.get_word_vector(w or word), dtype=np.float32)
 
+    def top_words(self, n: int) -> list[str]:
+        return list(self.model.get_words(on_unicode_error="replace")[:n])
+
 
 def load_word_vectors(path: str | Path) -> WordVectors:
     """Pick the backend from the file name: `.bin` FastText, `.npz` table, else a text table."""
@@ -142,6 +151,27 @@ def load_word_vectors(path: str | Path) -> WordVectors:
     if path.suffix == ".npz":
         return TableVectors.from_npz(path)
     return TableVectors.from_text(path)
+
+
+GLOVE_PACKAGE = "glove-package"
+
+
+def open_word_vectors(spec: str) -> WordVectors:
+    """A training config's `text.vectors`: "glove-package", or a path for `load_word_vectors`."""
+    return load_glove_package() if spec == GLOVE_PACKAGE else load_word_vectors(spec)
+
+
+def bake_vocabulary(vectors: WordVectors, n_frequent: int, extra: Iterable[str]) -> TableVectors:
+    """The table a model bundle carries: the n most frequent words plus `extra` (e.g. the
+    training vocabulary), each with the backend's vector (subword vectors for FastText)."""
+    words: list[str] = []
+    seen: set[str] = set()
+    for w in list(vectors.top_words(n_frequent)) + [normalise_word(e) for e in extra]:
+        if w and w not in seen:
+            seen.add(w)
+            words.append(w)
+    table = np.stack([vectors.vector(w) for w in words]) if words else np.zeros((0, vectors.dim), np.float32)
+    return TableVectors(words, table)
 
 
 def load_glove_package(limit: int | None = None) -> TableVectors:

@@ -69,6 +69,7 @@ class TextSection:
 @dataclass
 class Stage2Section:
     out: str = "runs/beat/stage2"
+    priors: str = ""                     # stage-1 file; empty: <stage1.out>/stage1.safetensors
     epochs: int = 40
     batch_size: int = 128
     lr: float = 5e-4
