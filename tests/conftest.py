@@ -1,0 +1,109 @@
+"""Fixtures shared by the suite: one small SynthBEAT dataset and its cache per session.
+
+Generating real espeak-ng speech and motion takes seconds, so the suite makes
+them once; tests that need different data make their own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def synth_small(tmp_path_factory) -> Path:
+    """2 speakers x 4 takes x 10 s: train, val and test takes, one at 120 fps."""
+    from training.synthbeat.generate import SynthConfig, generate
+
+    root = tmp_path_factory.mktemp("synthbeat_small")
+    return generate(SynthConfig(root=root, seed=0, speakers=2, takes_per_speaker=4, take_seconds=10.0,
+                                fps=30.0, fps_120_takes=1, workers=1, progress=False))
+
+
+@pytest.fixture(scope="session")
+def synth_cache_dir(synth_small, tmp_path_factory) -> Path:
+    from semges_core.dataset import DatasetConfig, load_cache
+
+    cache_dir = tmp_path_factory.mktemp("synth_cache")
+    load_cache(synth_small, cache_dir, DatasetConfig(), progress=False)
+    return cache_dir
+
+
+TINY_CONFIG = """
+device = "cpu"
+amp = false
+checkpoint_every = {checkpoint_every}
+log_every = 2
+seed = 7
+
+[data]
+root = "{root}"
+cache_dir = "{cache}"
+workers = 0
+
+[stage1]
+out = "{out}/stage1"
+epochs = {epochs}
+batch_size = 8
+lr = 1e-3
+[stage1.hand]
+width = 32
+depth = 1
+code_dim = 16
+codebook_size = 16
+restart_after = 5
+[stage1.body]
+width = 32
+depth = 1
+code_dim = 16
+codebook_size = 16
+restart_after = 5
+
+[stage2]
+out = "{out}/stage2"
+epochs = {epochs}
+batch_size = 8
+lr = 1e-3
+[stage2.model]
+hidden = 32
+layers = 2
+heads = 4
+dropout = 0.1
+[stage2.audio]
+kind = "melonset"
+n_mels = 16
+[stage2.text]
+vectors = "{vectors}"
+bundle_vocabulary = 200
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_vectors(tmp_path_factory) -> Path:
+    """A small GloVe table (the 20000 most frequent words plus the SynthBEAT keywords) as an .npz."""
+    from semges_core.word_vectors import bake_vocabulary, load_glove_package
+    from training.synthbeat import lexicon
+
+    path = tmp_path_factory.mktemp("vectors") / "glove_small.npz"
+    words = [w for ws in lexicon.training_words().values() for w in ws]
+    words += [w for ws in lexicon.held_out_words().values() for w in ws]
+    bake_vocabulary(load_glove_package(limit=100000), 20000, words).save_npz(path)
+    return path
+
+
+@pytest.fixture
+def tiny_config(synth_small, synth_cache_dir, tiny_vectors, tmp_path):
+    """Write a tiny training config into tmp_path; returns a function taking overrides."""
+
+    def make(epochs: int = 2, checkpoint_every: int = 1000, out: Path | None = None) -> Path:
+        out = out or tmp_path / "run"
+        path = tmp_path / f"tiny_{out.name}.toml"
+        path.write_text(TINY_CONFIG.format(root=synth_small, cache=synth_cache_dir, out=out, epochs=epochs,
+                                           checkpoint_every=checkpoint_every, vectors=tiny_vectors))
+        return path
+
+    return make
