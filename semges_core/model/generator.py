@@ -143,8 +143,8 @@ class SemGesGenerator(nn.Module):
             return x
         return self.pool(x.transpose(1, 2)).transpose(1, 2)  # (B, T, C) -> (B, T', C)
 
-    def forward(self, audio: torch.Tensor, words: torch.Tensor, speaker: torch.Tensor) -> GeneratorOutput:
-        """audio (B, T, audio_dim), words (B, T, text_dim), speaker (B,) -> gestures."""
+    def fuse(self, audio: torch.Tensor, words: torch.Tensor, speaker: torch.Tensor):
+        """The generator up to the latent projections: (hand latent, body latent, text features)."""
         B, T, _ = audio.shape
         if words.shape[:2] != (B, T):
             raise ValueError(f"audio {tuple(audio.shape)} and words {tuple(words.shape)} must share (B, T)")
@@ -152,7 +152,7 @@ class SemGesGenerator(nn.Module):
             raise ValueError(f"speaker must have shape ({B},), got {tuple(speaker.shape)}")
         if int(speaker.max()) >= self.config.n_speakers or int(speaker.min()) < 0:
             raise ValueError(f"speaker index out of range 0..{self.config.n_speakers - 1}")
-        pe = sinusoidal_positions(T, self.config.hidden, audio.device)
+        pe = sinusoidal_positions(T, self.config.hidden, audio.device).to(audio.dtype)
         x = self.audio_in(audio) + pe + self.speaker(speaker)[:, None]  # (B, T, H)
         text = self.text_encoder(words) + pe  # (B, T, H)
         for layer in self.layers:
@@ -160,12 +160,18 @@ class SemGesGenerator(nn.Module):
         fused = self._to_code_rate(self.norm(x))  # (B, T', H)
         hand_latent = self.to_hand(fused + self.speaker_hand(speaker)[:, None])
         body_latent = self.to_body(fused + self.speaker_body(speaker)[:, None])
+        return hand_latent, body_latent, self._to_code_rate(text)
+
+    def decode(self, hand_quantized: torch.Tensor, body_quantized: torch.Tensor) -> torch.Tensor:
+        """Quantized latents through the frozen decoders -> (B, T, 282), body first."""
+        return torch.cat([self.body_vq.decoder(body_quantized), self.hand_vq.decoder(hand_quantized)], -1)
+
+    def forward(self, audio: torch.Tensor, words: torch.Tensor, speaker: torch.Tensor) -> GeneratorOutput:
+        """audio (B, T, audio_dim), words (B, T, text_dim), speaker (B,) -> gestures."""
+        hand_latent, body_latent, text_c = self.fuse(audio, words, speaker)
         hq = self.hand_vq.codebook(hand_latent, update=False)
         bq = self.body_vq.codebook(body_latent, update=False)
-        body = self.body_vq.decoder(bq.quantized)  # (B, T, 54)
-        hands = self.hand_vq.decoder(hq.quantized)  # (B, T, 228)
-        text_c = self._to_code_rate(text)
         return GeneratorOutput(
-            torch.cat([body, hands], -1), hand_latent, body_latent, hq.quantized, bq.quantized,
+            self.decode(hq.quantized, bq.quantized), hand_latent, body_latent, hq.quantized, bq.quantized,
             hq.indices, bq.indices, self.text_to_hand(text_c), self.text_to_body(text_c),
         )
