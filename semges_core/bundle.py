@@ -27,6 +27,14 @@ from .word_vectors import TableVectors
 
 BUNDLE_KIND = "semges-bundle"
 BUNDLE_FORMAT = 1
+DEMO_BUNDLE = Path(__file__).parent / "assets" / "demo_model.safetensors"
+
+
+def default_bundle_path() -> Path:
+    """The demonstration model shipped with the package (trained on SynthBEAT)."""
+    if not DEMO_BUNDLE.exists():
+        raise SemgesError(f"{DEMO_BUNDLE}: the bundled demo model is missing; pass --model BUNDLE")
+    return DEMO_BUNDLE
 
 
 @dataclass

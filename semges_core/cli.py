@@ -59,6 +59,79 @@ def _cmd_cache(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+def _cmd_generate(args: argparse.Namespace, rest: list[str]) -> int:
+    from tqdm import tqdm
+
+    from .audio import load_audio
+    from .bundle import default_bundle_path, load_bundle
+    from .bvh import write_bvh
+    from .inference import generate
+    from .motion_npz import save_motion_npz
+    from .transcripts import load_transcript
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".bvh":
+        raise SemgesError(f"{out}: the output must be a .bvh file (an .npz is written beside it)")
+    npz = Path(args.npz) if args.npz else out.with_suffix(".npz")
+    model = Path(args.model) if args.model else default_bundle_path()
+    t0 = time.perf_counter()
+    bundle = load_bundle(model, hubert_path=args.hubert)
+    audio = load_audio(args.audio, bundle.audio_config.sample_rate)
+    words = load_transcript(args.transcript, audio=audio, sample_rate=bundle.audio_config.sample_rate)
+    duration = len(audio) / bundle.audio_config.sample_rate
+    load_s = time.perf_counter() - t0
+    with tqdm(total=100, desc="generating", unit="%", disable=args.quiet, dynamic_ncols=True,
+              bar_format="{l_bar}{bar}| {postfix}") as bar:
+        def progress(fraction: float, status: str) -> None:
+            bar.n = int(round(100 * fraction))
+            bar.set_postfix_str(status)
+            bar.refresh()
+
+        result = generate(bundle, audio, words, args.speaker, fps=args.fps, device=args.device,
+                          precision=args.precision, seed=args.seed, progress=progress)
+    t = time.perf_counter()
+    write_bvh(out, result.motion)
+    save_motion_npz(npz, result.motion)
+    write_s = time.perf_counter() - t
+    if args.preview:
+        from .preview import render_video
+
+        render_video(result.motion, args.preview, fps=15, title=out.stem,
+                     words=[(w.start, w.end, w.text) for w in words])
+    total = time.perf_counter() - t0
+    if args.timings:
+        stages = {"load inputs": load_s, **result.timings, "export": write_s}
+        print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
+    print(f"{out}: {duration:.1f} s of speech, {result.motion.n_frames} frames at {args.fps:g} fps, "
+          f"{len(words)} words, {total:.1f} s (real-time factor {total / duration:.3f})"
+          + (f"; preview {args.preview}" if args.preview else ""))
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace, rest: list[str]) -> int:
+    from .bundle import bundle_info, default_bundle_path
+
+    path = Path(args.bundle) if args.bundle else default_bundle_path()
+    meta = bundle_info(path)
+    g, a = meta["generator"], meta["audio"]
+    speakers = ", ".join(f"{s['id']} ({s['name']})" for s in meta["speakers"])
+    print(f"{path}: SemGes model bundle, format {meta['format']}")
+    print(f"  speakers: {speakers}")
+    print(f"  frame rate: {meta['fps']:g} fps, window {meta['window']} frames")
+    audio = a["kind"] + (f" ({a['hubert_path']})" if a["kind"] == "hubert" else f" ({a['n_mels']} mel bands + onset + loudness)")
+    print(f"  audio features: {audio}, {g['audio_dim']} dims")
+    print(f"  word vectors: {len(meta['words'])} words x {g['text_dim']} dims from {meta.get('text_vectors', '?')}")
+    print(f"  generator: {g['layers']} fusion layers, width {g['hidden']}, {g['heads']} heads")
+    for part in ("hand", "body"):
+        v = meta[part]
+        print(f"  {part} prior: codebook {v['codebook_size']} x {v['code_dim']}, width {v['width']}, "
+              f"{2 ** v['down_t']} frame(s) per code")
+    training = meta.get("training", {})
+    if training:
+        print(f"  trained: {training.get('steps', '?')} steps on {meta.get('dataset', '?')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semges", description="SemGes co-speech gesture generation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +143,29 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     p.set_defaults(func=_cmd_synth, passthrough=True)
+
+    p = sub.add_parser("generate", help="gestures for a speech recording and its transcript")
+    p.add_argument("--audio", required=True, help="speech: wav, flac, ogg or mp3, any rate, mono or stereo")
+    p.add_argument("--transcript", required=True,
+                   help="what is said: .TextGrid, .srt, .vtt, .json (timed words) or plain text (aligned automatically)")
+    p.add_argument("--out", required=True, help="output .bvh (BEAT skeleton); an .npz of rotations is written beside it")
+    p.add_argument("--npz", help="where to write the .npz (default: beside the .bvh)")
+    p.add_argument("--model", help="model bundle (default: the bundled demo model)")
+    p.add_argument("--speaker", help="speaker id or name from the model (see `semges info`)")
+    p.add_argument("--fps", type=float, default=30.0, help="output frame rate (default 30)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                   help="CUDA only: auto uses bf16 where supported")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hubert", help="local HuBERT directory for bundles that use HuBERT features")
+    p.add_argument("--preview", help="also render a stick-figure .gif of the result")
+    p.add_argument("--timings", action="store_true", help="print the time of each stage")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("info", help="what a model bundle holds")
+    p.add_argument("bundle", nargs="?", help="model bundle (default: the bundled demo model)")
+    p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("preview", help="render a BVH take as a stick-figure animation")
     p.add_argument("bvh", help="a BVH file (BEAT skeleton or any other)")

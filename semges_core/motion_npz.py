@@ -1,0 +1,53 @@
+"""Generated motion as an `.npz` of arrays, for tools that do not read BVH.
+
+Holds local joint rotations as quaternions (w, x, y, z) and as Euler degrees in
+each joint's BVH order, the root trajectory, the 141-value BEAT pose vector and
+the skeleton (names, parents, offsets), so the motion can be rebuilt exactly.
+No pickled objects: strings are stored as fixed-width unicode arrays.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputFileError
+from .fileio import atomic_path
+from .motion import Motion
+from .skeleton import Skeleton
+
+
+def save_motion_npz(path: str | Path, motion: Motion) -> None:
+    sk = motion.skeleton
+    arrays = {
+        "fps": np.float64(motion.fps),
+        "joint_names": np.asarray(sk.names, dtype=str),
+        "parents": np.asarray(sk.parents, dtype=np.int64),
+        "offsets": sk.offsets.astype(np.float64),
+        "rotation_orders": np.asarray(sk.rotation_orders, dtype=str),
+        "root_positions": motion.root_positions.astype(np.float32),
+        "quaternions": motion.rotations.astype(np.float32),
+        "euler_degrees": motion.euler_degrees().astype(np.float32),
+    }
+    try:
+        arrays["upper_body_euler"] = motion.upper_body_euler()
+    except KeyError:
+        pass  # not a BEAT-like skeleton: no 141-value pose vector
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+
+def load_motion_npz(path: str | Path) -> Motion:
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            sk = Skeleton(tuple(str(n) for n in z["joint_names"]), tuple(int(p) for p in z["parents"]),
+                          z["offsets"], tuple(str(o) for o in z["rotation_orders"]))
+            return Motion(sk, float(z["fps"]), z["root_positions"].astype(np.float64),
+                          z["quaternions"].astype(np.float64))
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found") from None
+    except (KeyError, ValueError, OSError) as e:
+        raise InputFileError(path, f"not a SemGes motion .npz ({e})") from None
