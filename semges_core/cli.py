@@ -93,12 +93,12 @@ def _cmd_generate(args: argparse.Namespace, rest: list[str]) -> int:
     write_bvh(out, result.motion)
     save_motion_npz(npz, result.motion)
     write_s = time.perf_counter() - t
+    total = time.perf_counter() - t0  # the preview is extra, not part of generation
     if args.preview:
         from .preview import render_video
 
         render_video(result.motion, args.preview, fps=15, title=out.stem,
                      words=[(w.start, w.end, w.text) for w in words])
-    total = time.perf_counter() - t0
     if args.timings:
         stages = {"load inputs": load_s, **result.timings, "export": write_s}
         print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
