@@ -83,8 +83,8 @@ _TRAIN_IDS = tuple(
 
 # Gesture timing around a keyword's stroke, seconds.
 STROKE_AT = 0.4              # stroke at onset + 40% of the word
-KEYWORD_PREP_S = (0.4, 0.6)
-KEYWORD_RETRACT_S = (0.5, 0.8)
+KEYWORD_PREP_S = (0.55, 0.8)  # long enough that wide gestures stay near real speeds (1-3 m/s)
+KEYWORD_RETRACT_S = (0.6, 0.9)
 BEAT_PREP_S = (0.15, 0.3)
 BEAT_RETRACT_S = (0.25, 0.4)
 MIN_PHASE_S = 0.1            # shortest preparation or retraction when gestures are squeezed together
