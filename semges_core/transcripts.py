@@ -457,12 +457,14 @@ def load_transcript(
 
     if kind == "textgrid":
         words = words_from_textgrid(_parse(path, text), path)
-    elif kind == "srt":
-        words = _words_of_cues(parse_srt(text, path), audio, sample_rate)
-    elif kind == "vtt":
-        words = _words_of_cues(parse_vtt(text, path), audio, sample_rate)
-    elif kind == "json":
-        timed, cues = parse_json(text, path)
+    elif kind in ("srt", "vtt", "json"):
+        if kind == "json":
+            timed, cues = parse_json(text, path)
+        else:
+            timed, cues = [], parse_srt(text, path) if kind == "srt" else parse_vtt(text, path)
+        if duration is not None and cues:
+            # Judge the cues as written, before their words are fitted onto the speech.
+            check_words([Word(c.start, c.end, "x") for c in cues], path, duration)
         words = timed + _words_of_cues(cues, audio, sample_rate)
     else:
         _check_plain_text(text, path)
