@@ -1,18 +1,17 @@
 #!/usr/bin/env bash
-# Sets up (see setup.sh) and runs the main job. Until the demo model lands, the main
-# job makes a SynthBEAT take (espeak-ng speech, word timings, gestures in BEAT's BVH)
-# and renders a preview of it. Everything is written under outputs/demo/.
+# Sets up (see setup.sh) and runs the main job: gestures for the example speech
+# (examples/speech.wav + its TextGrid) with the bundled demo model. Outputs go to
+# outputs/demo/: gestures.bvh (BEAT skeleton, 30 fps; import it in Blender or any
+# BVH tool), gestures.npz (joint rotations) and preview.gif (a stick figure with
+# the words as captions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export MPLBACKEND=Agg
 out=outputs/demo
-rm -rf "$out/synthbeat"
-.venv/bin/semges synth --out "$out/synthbeat" --speakers 1 --takes-per-speaker 1 --take-seconds 20 --fps 30 --seed 0
-bvh=$(find "$out/synthbeat" -name '*.bvh' | sort | head -n 1)
-.venv/bin/semges preview "$bvh" --out "$out/preview.gif" --png "$out/preview.png"
+mkdir -p "$out"
+.venv/bin/semges generate \
+  --audio examples/speech.wav --transcript examples/speech.TextGrid \
+  --out "$out/gestures.bvh" --preview "$out/preview.gif" --timings
 echo
-echo "Outputs in $out/:"
-echo "  $bvh (and its .wav, .TextGrid, .txt, .csv)"
-echo "  $out/preview.gif  (stick figure with the spoken words)"
-echo "  $out/preview.png  (contact sheet of poses)"
+echo "Outputs in $out/: gestures.bvh, gestures.npz, preview.gif"
