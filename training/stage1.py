@@ -85,11 +85,11 @@ def make_job(config: TrainConfig, cache: Cache, rt: runtime.Runtime) -> tuple[Jo
         body_out, hand_out = model(x) if train else both(x)
         lb = stage1_loss(body_out, x[..., :BODY_DIM], w, lambda y: denorm(y, 0, BODY_DIM))
         lh = stage1_loss(hand_out, x[..., BODY_DIM:], w, lambda y: denorm(y, BODY_DIM, BODY_DIM + HAND_DIM))
-        logs = {"total": float(lb.total + lh.total), "body_recon": float(lb.recon), "hand_recon": float(lh.recon),
-                "body_velocity": float(lb.velocity), "hand_velocity": float(lh.velocity),
-                "body_perplexity": float(body_out.perplexity), "hand_perplexity": float(hand_out.perplexity),
-                "body_usage": float(body_out.usage), "hand_usage": float(hand_out.usage),
-                "commit": float(lb.commit + lh.commit)}
+        logs = {"total": (lb.total + lh.total).item(), "body_recon": lb.recon.item(), "hand_recon": lh.recon.item(),
+                "body_velocity": lb.velocity.item(), "hand_velocity": lh.velocity.item(),
+                "body_perplexity": body_out.perplexity.item(), "hand_perplexity": hand_out.perplexity.item(),
+                "body_usage": body_out.usage.item(), "hand_usage": hand_out.usage.item(),
+                "commit": (lb.commit + lh.commit).item()}
         return lb.total + lh.total, logs
 
     job = Job(

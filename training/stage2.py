@@ -86,8 +86,8 @@ class Stage2:
             body_dim = g.body_vq.config.input_dim
             real_h = g.hand_vq.codebook.nearest(g.hand_vq.encode(batch["rot6d"][..., body_dim:]).flatten(0, 1))
             real_b = g.body_vq.codebook.nearest(g.body_vq.encode(batch["rot6d"][..., :body_dim]).flatten(0, 1))
-        logs = {"total": float(loss.total), "coherence": float(loss.coherence), "relevance": float(loss.relevance),
-                "quantization": float(loss.quantization),
+        logs = {"total": loss.total.item(), "coherence": loss.coherence.item(), "relevance": loss.relevance.item(),
+                "quantization": loss.quantization.item(),
                 "hand_code_acc": float((out.hand_indices.flatten() == real_h).float().mean()),
                 "body_code_acc": float((out.body_indices.flatten() == real_b).float().mean())}
         return loss.total, logs
