@@ -67,11 +67,11 @@ def _train_steps(module_params, loss_fn, steps: int, lr: float) -> tuple[float, 
     first = None
     for _ in range(steps):
         loss = loss_fn()
-        first = float(loss) if first is None else first
+        first = loss.item() if first is None else first
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return first, float(loss_fn())
+    return first, loss_fn().item()
 
 
 def test_tiny_model_overfits_a_few_synthbeat_windows(synth_cache_dir, tiny_vectors):
