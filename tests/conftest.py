@@ -107,3 +107,30 @@ def tiny_config(synth_small, synth_cache_dir, tiny_vectors, tmp_path):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A random 2-speaker (2 ava, 4 ben) bundle at 15 fps: cheap, and exercises every code path."""
+    import numpy as np
+    import torch
+
+    from semges_core.audio_features import AudioFeatureConfig
+    from semges_core.bundle import save_bundle
+    from semges_core.model.generator import GeneratorConfig, SemGesGenerator
+    from semges_core.model.vqvae import MotionVQVAE, VQVAEConfig
+    from semges_core.normalization import NormStats
+    from semges_core.word_vectors import TableVectors
+
+    torch.manual_seed(0)
+    gen = SemGesGenerator(GeneratorConfig(audio_dim=18, text_dim=4, hidden=32, layers=2, heads=4, n_speakers=2),
+                          MotionVQVAE(VQVAEConfig(input_dim=228, width=32, depth=1, code_dim=16, codebook_size=16)),
+                          MotionVQVAE(VQVAEConfig(input_dim=54, width=32, depth=1, code_dim=16, codebook_size=16)))
+    for vq in (gen.hand_vq, gen.body_vq):  # codes spread like real latents, not a tight ball
+        vq.codebook.embed.normal_()
+    rng = np.random.default_rng(0)
+    words = TableVectors(["hello", "big", "world"], rng.normal(size=(3, 4)))
+    path = tmp_path_factory.mktemp("bundle") / "tiny.safetensors"
+    save_bundle(path, gen, AudioFeatureConfig(n_mels=16), words, NormStats(np.zeros(282), np.full(282, 0.1)),
+                [{"id": 2, "name": "ava"}, {"id": 4, "name": "ben"}], 15.0, 34)
+    return path

@@ -12,37 +12,16 @@ import pytest
 import torch
 
 from semges_core.audio import load_audio, write_wav
-from semges_core.audio_features import AudioFeatureConfig
-from semges_core.bundle import load_bundle, save_bundle
+from semges_core.bundle import load_bundle
 from semges_core.bvh import read_bvh
 from semges_core.cli import main as cli
 from semges_core.inference import generate, stitch, window_starts
-from semges_core.model.generator import GeneratorConfig, SemGesGenerator
-from semges_core.model.vqvae import MotionVQVAE, VQVAEConfig
 from semges_core.motion_npz import load_motion_npz
-from semges_core.normalization import NormStats
 from semges_core.textgrid import Word
-from semges_core.word_vectors import TableVectors
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_WAV = REPO / "examples" / "speech.wav"
 EXAMPLE_TG = REPO / "examples" / "speech.TextGrid"
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    gen = SemGesGenerator(GeneratorConfig(audio_dim=18, text_dim=4, hidden=32, layers=2, heads=4, n_speakers=2),
-                          MotionVQVAE(VQVAEConfig(input_dim=228, width=32, depth=1, code_dim=16, codebook_size=16)),
-                          MotionVQVAE(VQVAEConfig(input_dim=54, width=32, depth=1, code_dim=16, codebook_size=16)))
-    for vq in (gen.hand_vq, gen.body_vq):  # codes spread like real latents, not a tight ball
-        vq.codebook.embed.normal_()
-    rng = np.random.default_rng(0)
-    words = TableVectors(["hello", "big", "world"], rng.normal(size=(3, 4)))
-    path = tmp_path_factory.mktemp("bundle") / "tiny.safetensors"
-    save_bundle(path, gen, AudioFeatureConfig(n_mels=16), words, NormStats(np.zeros(282), np.full(282, 0.1)),
-                [{"id": 2, "name": "ava"}, {"id": 4, "name": "ben"}], 15.0, 34)
-    return path
 
 
 def test_window_starts_cover_any_length():

@@ -1,0 +1,206 @@
+"""Score model bundles on a dataset's test split the way the BEAT baselines do.
+
+    python -m training.evaluate --data data/synthbeat --cache-dir data/cache/synthbeat \
+        --fgd-model runs/fgd_ae.safetensors --bundle semges_core/assets/demo_model.safetensors \
+        [--bundle NAME=PATH ...] [--ground-truth] [--json results.json]
+
+For every test take it generates motion from the take's audio and TextGrid with the
+take's speaker, then computes (conventions in semges_core/metrics.py):
+- FGD: Frechet distance of motion-autoencoder features, generated vs real test windows;
+- BC: beat consistency, right-wrist velocity minima against audio onsets, sigma 0.3 s;
+- Diversity: BEAT's L1 deviation from the mean pose (141 Euler degrees);
+- SRGR: semantic-weighted rate of joints within 4 degrees, normalised so a perfect match is 1;
+- Held-out kw err: for SynthBEAT, mean distance (cm) of both wrists to the real motion
+  during held-out keyword synonyms (words the model never saw in training); lower is better.
+The ground-truth row scores the real motion against itself (FGD 0 and SRGR 1 by construction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from semges_core.bundle import load_bundle
+from semges_core.dataset import Cache, DatasetConfig, index_dataset, load_cache
+from semges_core.errors import SemgesError
+from semges_core.fileio import atomic_write
+from semges_core.inference import generate
+from semges_core.metrics import beat_consistency, fgd, joint_positions, l1_diversity, srgr
+from semges_core.model.motion_autoencoder import load_motion_autoencoder
+from semges_core.textgrid import Word, read_textgrid, words_from_textgrid
+
+COLUMNS = ("FGD", "BC", "Diversity", "SRGR", "Held-out kw err (cm)")
+
+
+@dataclass
+class TestTake:
+    stem: str
+    speaker_id: int
+    audio: np.ndarray        # 16 kHz, cut to the motion's duration
+    words: list[Word]
+    euler: np.ndarray        # (T, 141) real motion
+    sem_score: np.ndarray    # (T,)
+
+
+@dataclass
+class RowResult:
+    name: str
+    metrics: dict[str, float]
+    per_take: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def test_takes(root: Path, cache: Cache) -> list[TestTake]:
+    sources = {t.stem: t for t in index_dataset(root, cache.config.speakers)}
+    takes = []
+    for k, entry in enumerate(cache.takes):
+        if entry["split"] != "test":
+            continue
+        src = sources[entry["stem"]]
+        words = words_from_textgrid(read_textgrid(src.textgrid), path=src.textgrid)
+        takes.append(TestTake(entry["stem"], int(entry["speaker_id"]), np.array(cache.take_array(k, "audio")),
+                              words, np.array(cache.take_array(k, "euler")), np.array(cache.take_array(k, "sem_score"))))
+    if not takes:
+        raise SemgesError(f"{root}: the dataset has no test takes")
+    return takes
+
+
+def held_out_words(root: Path) -> set[str]:
+    manifest = root / "synthbeat.json"
+    if not manifest.exists():
+        return set()
+    families = json.loads(manifest.read_text())["held_out_words"]
+    return {w for ws in families.values() for w in ws}
+
+
+def held_out_error(gen: np.ndarray, real: np.ndarray, words: list[Word], held_out: set[str], fps: float) -> list[float]:
+    """Per held-out word occurrence: mean wrist distance (cm) while it is spoken."""
+    if not held_out:
+        return []
+    g = joint_positions(gen, ("RHand", "LHand"), fps)
+    r = joint_positions(real, ("RHand", "LHand"), fps)
+    out = []
+    for w in words:
+        if w.text.lower() in held_out:
+            a, b = int(w.start * fps), max(int(w.start * fps) + 1, int(np.ceil(w.end * fps)))
+            b = min(b, len(g))
+            if a < b:
+                out.append(float(np.linalg.norm(g[a:b] - r[a:b], axis=-1).mean()))
+    return out
+
+
+def score(name: str, takes: list[TestTake], generated: list[np.ndarray], fgd_model, fps: float,
+          held_out: set[str]) -> RowResult:
+    per_take: dict[str, dict[str, float]] = {}
+    bcs, errs = [], []
+    for take, gen in zip(takes, generated):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            bc = beat_consistency(gen, fps, take.audio, 16000)
+            s = srgr(gen, take.euler, take.sem_score)
+        e = held_out_error(gen, take.euler, take.words, held_out, fps)
+        errs += e
+        bcs.append(bc)
+        per_take[take.stem] = {"BC": bc, "Diversity": l1_diversity(gen), "SRGR": s,
+                               "FGD": fgd(fgd_model, [gen], [take.euler]) if len(gen) >= 68 else float("nan"),
+                               "Held-out kw err (cm)": float(np.mean(e)) if e else float("nan")}
+    all_gen, all_real = np.concatenate(generated), np.concatenate([t.euler for t in takes])
+    weights = np.concatenate([t.sem_score for t in takes])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        metrics = {
+            "FGD": fgd(fgd_model, generated, [t.euler for t in takes]),
+            "BC": float(np.nanmean(bcs)),
+            "Diversity": l1_diversity(generated),
+            "SRGR": srgr(all_gen, all_real, weights),
+            "Held-out kw err (cm)": float(np.mean(errs)) if errs else float("nan"),
+        }
+    return RowResult(name, metrics, per_take)
+
+
+def evaluate_bundle(name: str, path: Path, takes: list[TestTake], fgd_model, fps: float, held_out: set[str],
+                    device: str = "cpu") -> RowResult:
+    t0 = time.perf_counter()
+    bundle = load_bundle(path)
+    if abs(bundle.fps - fps) > 1e-6:
+        raise SemgesError(f"{path}: the model runs at {bundle.fps} fps, the dataset cache at {fps}")
+    known = {s["id"] for s in bundle.speakers}
+    generated = []
+    for take in takes:
+        speaker = take.speaker_id if take.speaker_id in known else None
+        motion = generate(bundle, take.audio, take.words, speaker, fps=fps, device=device).motion
+        gen = motion.upper_body_euler()
+        n = min(len(gen), len(take.euler))
+        if n < len(take.euler):
+            gen = np.concatenate([gen, np.repeat(gen[-1:], len(take.euler) - n, 0)])
+        generated.append(gen[: len(take.euler)])
+    row = score(name, takes, generated, fgd_model, fps, held_out)
+    row.seconds = time.perf_counter() - t0
+    return row
+
+
+def table(rows: list[RowResult], with_held_out: bool) -> str:
+    cols = COLUMNS if with_held_out else COLUMNS[:4]
+    arrows = {"FGD": "lower better", "BC": "higher", "Diversity": "higher", "SRGR": "higher",
+              "Held-out kw err (cm)": "lower better"}
+    lines = ["| Method | " + " | ".join(f"{c} ({arrows[c]})" for c in cols) + " |",
+             "|---" * (len(cols) + 1) + "|"]
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.metrics[c]
+            cells.append("-" if np.isnan(v) else (f"{v:.3f}" if c not in ("Diversity",) else f"{v:.1f}"))
+        lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(data: Path, cache_dir: Path, fgd_path: Path, bundles: dict[str, Path], ground_truth: bool,
+        device: str = "cpu") -> tuple[list[RowResult], bool]:
+    cache = load_cache(data, cache_dir, DatasetConfig())
+    takes = test_takes(data, cache)
+    fgd_model, _ = load_motion_autoencoder(fgd_path)
+    held = held_out_words(data)
+    rows = []
+    if ground_truth:
+        rows.append(score("Ground truth", takes, [t.euler for t in takes], fgd_model, cache.config.fps, held))
+    for name, path in bundles.items():
+        rows.append(evaluate_bundle(name, path, takes, fgd_model, cache.config.fps, held, device))
+    return rows, bool(held)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="dataset root (BEAT or SynthBEAT)")
+    p.add_argument("--cache-dir", required=True)
+    p.add_argument("--fgd-model", required=True, help="motion autoencoder (python -m training.fgd_autoencoder)")
+    p.add_argument("--bundle", action="append", default=[], metavar="[NAME=]PATH", help="a model bundle to score")
+    p.add_argument("--ground-truth", action="store_true", help="add the real motion scored against itself")
+    p.add_argument("--json", help="write every number (and per-take results) here")
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args(argv)
+    bundles = {}
+    for item in a.bundle:
+        name, sep, path = item.partition("=")
+        bundles[name if sep else Path(item).stem] = Path(path if sep else item)
+    try:
+        rows, held = run(Path(a.data), Path(a.cache_dir), Path(a.fgd_model), bundles, a.ground_truth, a.device)
+    except SemgesError as e:
+        print(f"evaluate: error: {e}", file=sys.stderr)
+        return 1
+    print(table(rows, held))
+    if a.json:
+        with atomic_write(a.json) as f:
+            json.dump({"rows": [{"name": r.name, "metrics": r.metrics, "per_take": r.per_take, "seconds": r.seconds}
+                                for r in rows]}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
