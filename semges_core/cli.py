@@ -26,6 +26,12 @@ def _cmd_synth(args: argparse.Namespace, rest: list[str]) -> int:
     return synth_main(rest) or 0
 
 
+def _cmd_evaluate(args: argparse.Namespace, rest: list[str]) -> int:
+    from training.evaluate import main as evaluate_main
+
+    return evaluate_main(rest) or 0
+
+
 def _cmd_preview(args: argparse.Namespace, rest: list[str]) -> int:
     from .bvh import read_bvh
     from .preview import render_frames_png, render_video
@@ -144,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_synth, passthrough=True)
 
+    p = sub.add_parser(
+        "evaluate",
+        help="score model bundles on a dataset's test split (FGD, BC, Diversity, SRGR)",
+        description="Options are those of `python -m training.evaluate --help`.",
+        add_help=False,
+    )
+    p.set_defaults(func=_cmd_evaluate, passthrough=True)
+
     p = sub.add_parser("generate", help="gestures for a speech recording and its transcript")
     p.add_argument("--audio", required=True, help="speech: wav, flac, ogg or mp3, any rate, mono or stereo")
     p.add_argument("--transcript", required=True,
@@ -187,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # Subcommands that forward their options to another tool's parser.
-    if argv and argv[0] == "synth":
+    if argv and argv[0] in ("synth", "evaluate"):
         args, rest = parser.parse_args(argv[:1]), argv[1:]
     else:
         args, rest = parser.parse_args(argv), []
