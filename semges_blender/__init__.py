@@ -1,0 +1,40 @@
+"""SemGes for Blender: speech and transcript in, co-speech gestures keyed onto your own rig.
+
+Importing this package needs neither bpy nor torch, so the worker
+(`python -m semges_blender.runner`) can run in any Python with torch; the modules that
+use bpy are imported by `register()`. Inside Blender, generation runs in that worker
+process and the Blender side only reads its motion file (numpy), retargets and keys.
+
+Modules: `source` (motion arrays, FK, resampling), `presets` (bone mappings),
+`retarget` (world-space retargeting maths), `keyframes` (actions, both animation APIs),
+`pipeline` (the plain functions operators and batch call), `worker`/`runner` (the
+generation process), `properties`, `preferences`, `operators`, `panel`, `batch`.
+"""
+
+from __future__ import annotations
+
+_MODULES = ("properties", "preferences", "operators", "panel")
+
+
+def _modules():
+    import importlib
+
+    return [importlib.import_module(f".{name}", __name__) for name in _MODULES]
+
+
+def register(addon_id: str | None = None) -> None:
+    """Register the add-on; failures propagate (a half-registered add-on must be loud).
+
+    addon_id: the module name Blender knows the add-on by (its preferences' bl_idname),
+    e.g. "bl_ext.user_default.semges" when installed as an extension; defaults to this package.
+    """
+    for module in _modules():
+        if module.__name__.endswith(".preferences"):
+            module.register(addon_id)
+        else:
+            module.register()
+
+
+def unregister() -> None:
+    for module in reversed(_modules()):
+        module.unregister()

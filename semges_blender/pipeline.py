@@ -1,0 +1,183 @@
+"""From the panel's settings to keys on the rig: the plain functions the operators and batch call.
+
+    options = GenerateOptions(audio="speech.wav", transcript="speech.TextGrid", armature="Armature")
+    result = generate_gestures(options)          # synchronous: worker process, then keys
+
+The modal operator uses the same steps one by one: `prepare` (check everything that can
+be checked in Blender before the worker starts, so a bad rig fails at once), the worker
+(`worker.GenerationJob`), then `finish` (read the motion, key it, add the sound strip).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+
+from semges_core.errors import InputFileError, SemgesError
+
+from .errors import MissingBonesError
+from .keyframes import ApplyResult, apply_motion, resolve_mapping, scene_fps
+from .presets import resolve_bones
+from .source import SourceMotion
+from .worker import GenerationRequest, generate_motion_file, resolve_python
+
+def demo_model_path() -> Path:
+    """The demo bundle shipped inside semges_core (found without importing torch)."""
+    spec = importlib.util.find_spec("semges_core")
+    if spec is None or not spec.origin:
+        raise SemgesError("semges_core is not installed; reinstall the SemGes extension")
+    return Path(spec.origin).parent / "assets" / "demo_model.safetensors"
+
+
+def model_speakers(path: str | Path | None) -> list[dict]:
+    """The speakers a model bundle knows, read from its safetensors header (no torch)."""
+    path = Path(path) if path else demo_model_path()
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 0 < n < 100_000_000:
+                raise ValueError("header size out of range")
+            header = json.loads(f.read(n))
+        meta = json.loads(header.get("__metadata__", {}).get("semges", "null")) or {}
+        return list(meta.get("speakers", []))
+    except FileNotFoundError:
+        raise InputFileError(path, "model file not found") from None
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError) as e:
+        raise InputFileError(path, f"not a SemGes model bundle ({e})") from None
+
+
+@dataclass
+class GenerateOptions:
+    """Everything one generation needs; the panel's settings map onto it one to one."""
+
+    audio: str
+    armature: str
+    transcript: str = ""  # a transcript file...
+    text_block: str = ""  # ...or the name of a Blender text block (used when set)
+    preset: str = "auto"  # auto, a built-in preset, or a .json mapping
+    model: str = ""  # "" = the demo model
+    speaker: str = ""
+    device: str = "auto"
+    seed: int = 0
+    start_frame: int = 1
+    add_audio: bool = True
+    allow_missing: bool = False
+    scene_range: str = "extend"
+    python: str = ""  # external Python for the worker ("" = Blender's own when it has torch)
+    action_name: str = ""  # "" = the audio file's name without its suffix
+
+
+@dataclass
+class Prepared:
+    request: GenerationRequest
+    python: str
+    workdir: Path
+    options: GenerateOptions
+    scene_name: str
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _abs(path: str) -> Path:
+    return Path(bpy.path.abspath(path)) if path else Path()
+
+
+def prepare(options: GenerateOptions, scene: bpy.types.Scene | None = None) -> Prepared:
+    """Check inputs and rig, resolve the worker's Python, write a text block out; nothing in the scene changes."""
+    scene = scene or bpy.context.scene
+    if not options.audio:
+        raise SemgesError("no audio file is set")
+    audio = _abs(options.audio)
+    if not audio.is_file():
+        raise InputFileError(audio, "audio file not found")
+    obj = bpy.data.objects.get(options.armature) if options.armature else None
+    if obj is None or obj.type != 'ARMATURE':
+        raise SemgesError(f"target armature {options.armature!r} not found" if options.armature
+                          else "no target armature is set")
+    mapping = resolve_mapping(obj, _abs(options.preset) if options.preset.lower().endswith(".json") else options.preset)
+    _, missing = resolve_bones(mapping, [b.name for b in obj.data.bones])
+    if missing and not options.allow_missing:
+        raise MissingBonesError(obj.name, mapping.name, missing)
+    model = _abs(options.model) if options.model else demo_model_path()
+    if not model.is_file():
+        raise InputFileError(model, "model file not found")
+    python = resolve_python(options.python)
+
+    workdir = Path(tempfile.mkdtemp(prefix="semges_"))
+    label = ""
+    if options.text_block:
+        text = bpy.data.texts.get(options.text_block)
+        if text is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise SemgesError(f"text block {options.text_block!r} not found")
+        transcript = workdir / "transcript.txt"
+        transcript.write_text(text.as_string(), encoding="utf-8")
+        label = text.name
+    else:
+        if not options.transcript:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise SemgesError("no transcript is set (a file or a text block)")
+        transcript = _abs(options.transcript)
+        if not transcript.is_file():
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise InputFileError(transcript, "transcript file not found")
+    request = GenerationRequest(audio=str(audio), transcript=str(transcript), out=str(workdir / "motion.npz"),
+                                model=str(model), speaker=options.speaker, device=options.device,
+                                seed=options.seed, fps=scene_fps(scene), transcript_label=label)
+    return Prepared(request, python, workdir, options, scene.name)
+
+
+def finish(prepared: Prepared, worker_result: dict, scene: bpy.types.Scene | None = None) -> ApplyResult:
+    """Key the worker's motion onto the rig (and add the sound); the scene is unchanged if this fails."""
+    scene = scene or bpy.data.scenes.get(prepared.scene_name) or bpy.context.scene
+    o = prepared.options
+    obj = bpy.data.objects.get(o.armature)
+    if obj is None or obj.type != 'ARMATURE':
+        raise SemgesError(f"target armature {o.armature!r} is gone")
+    motion = SourceMotion.from_npz(worker_result["out"])
+    preset = str(_abs(o.preset)) if o.preset.lower().endswith(".json") else o.preset
+    name = o.action_name or Path(prepared.request.audio).stem
+    result = apply_motion(obj, motion, preset, scene=scene, start_frame=o.start_frame, action_name=name,
+                          allow_missing=o.allow_missing, scene_range=o.scene_range)
+    if o.add_audio:
+        try:
+            add_sound_strip(scene, prepared.request.audio, o.start_frame)
+        except RuntimeError as e:  # e.g. a Blender built without audio (the 4.2 bpy module)
+            result.warnings.append(f"the sound strip was not added ({str(e).removeprefix('Error: ').strip()})")
+    return result
+
+
+def generate_gestures(options: GenerateOptions, scene: bpy.types.Scene | None = None, on_progress=None,
+                      timeout: float | None = None) -> ApplyResult:
+    """The whole run, synchronously (background mode, batch, scripts)."""
+    scene = scene or bpy.context.scene
+    prepared = prepare(options, scene)
+    try:
+        out = generate_motion_file(prepared.request, prepared.python, timeout=timeout, on_progress=on_progress)
+        return finish(prepared, out, scene)
+    finally:
+        prepared.cleanup()
+
+
+def _strips(scene: bpy.types.Scene):
+    ed = scene.sequence_editor or scene.sequence_editor_create()
+    return ed.strips if hasattr(ed, "strips") else ed.sequences  # 5.0 renamed sequences to strips
+
+
+def add_sound_strip(scene: bpy.types.Scene, audio: str, frame_start: int):
+    """The speech in the sequencer at the first keyed frame (once: an identical strip is reused)."""
+    strips = _strips(scene)
+    path = str(Path(audio).resolve())
+    for s in strips:
+        if s.type == 'SOUND' and s.sound and bpy.path.abspath(s.sound.filepath) == path and s.frame_start == frame_start:
+            return s
+    used = {s.channel for s in strips if s.frame_final_start < frame_start + 1 and s.frame_final_end > frame_start}
+    channel = next(c for c in range(1, 129) if c not in used)
+    return strips.new_sound(Path(audio).stem, path, channel, frame_start)

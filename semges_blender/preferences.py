@@ -1,0 +1,56 @@
+"""Add-on preferences: which Python runs the generator."""
+
+from __future__ import annotations
+
+import sys
+
+import bpy
+from bpy.props import StringProperty
+
+# The add-on's module name: "semges_blender" from a checkout, "bl_ext.<repo>.semges" as an
+# extension; register() sets it before the class is registered.
+ADDON_ID = __package__
+
+
+class SemgesPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_ID
+
+    python_path: StringProperty(
+        name="External Python", subtype='FILE_PATH',
+        description="A Python 3.11 with torch and SemGes' requirements, used to run the generator. "
+                    "Empty: Blender's own Python, if it can import torch")
+
+    def draw(self, context) -> None:
+        from .worker import blender_python_has_runtime
+
+        col = self.layout.column()
+        col.prop(self, "python_path")
+        if self.python_path:
+            col.label(text="The generator runs in this Python.", icon='INFO')
+        elif blender_python_has_runtime():
+            col.label(text=f"The generator runs in Blender's Python ({sys.executable}).", icon='CHECKMARK')
+        else:
+            col.label(text="Blender's Python has no torch: set an external Python (see docs/blender.md).",
+                      icon='ERROR')
+        col.operator("semges.check_runtime", icon='PLAY')
+
+
+def preferences(context=None) -> SemgesPreferences | None:
+    """This add-on's preferences, or None when it was registered without being enabled (tests)."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(SemgesPreferences.bl_idname)
+    return addon.preferences if addon else None
+
+
+def python_path(context=None) -> str:
+    prefs = preferences(context)
+    return bpy.path.abspath(prefs.python_path) if prefs and prefs.python_path else ""
+
+
+def register(addon_id: str | None = None) -> None:
+    SemgesPreferences.bl_idname = addon_id or ADDON_ID
+    bpy.utils.register_class(SemgesPreferences)
+
+
+def unregister() -> None:
+    bpy.utils.unregister_class(SemgesPreferences)

@@ -1,0 +1,92 @@
+"""The panel's settings, stored on the scene (`scene.semges`): a schema with names, descriptions, limits."""
+
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
+
+from .pipeline import GenerateOptions
+from .presets import BUILTIN_PRESETS, builtin_mapping
+
+PRESET_ITEMS = [("auto", "Auto-detect", "Pick the preset from the armature's bone names")] + [
+    (p, builtin_mapping(p).label, builtin_mapping(p).description) for p in BUILTIN_PRESETS
+] + [("custom", "Custom (JSON)", "A mapping saved as JSON (BEAT joint -> bone name)")]
+
+
+def _is_armature(self, obj) -> bool:
+    return obj.type == 'ARMATURE'
+
+
+# Blender 4.2's bpy module crashes at exit once a PointerProperty with a poll callback was
+# registered (see options_from_settings), so the armature picker filters only from 5.0 on;
+# other objects are rejected with a message when generating.
+_ARMATURE_ONLY = {"poll": _is_armature} if bpy.app.version >= (5, 0, 0) else {}
+
+
+class SemgesSettings(bpy.types.PropertyGroup):
+    audio_path: StringProperty(name="Audio", subtype='FILE_PATH',
+                               description="Speech recording: wav, flac, ogg (mp3 where supported)")
+    transcript_source: EnumProperty(
+        name="Transcript", default='FILE',
+        items=[('FILE', "File", "A .TextGrid, .srt, .vtt, .json (timed words) or plain-text file"),
+               ('TEXT', "Text Block", "A text block in this .blend (its name's suffix picks the format; "
+                                     "plain text is aligned to the audio automatically)")])
+    transcript_path: StringProperty(name="Transcript File", subtype='FILE_PATH',
+                                    description="What is said: .TextGrid, .srt, .vtt, .json or plain text")
+    transcript_text: PointerProperty(name="Text Block", type=bpy.types.Text,
+                                     description="Text block holding the transcript")
+    armature: PointerProperty(name="Armature", type=bpy.types.Object, **_ARMATURE_ONLY,
+                              description="The rig that receives the gestures")
+    preset: EnumProperty(name="Bone Mapping", items=PRESET_ITEMS, default="auto",
+                         description="How BEAT's joints map onto the rig's bones")
+    mapping_path: StringProperty(name="Mapping File", subtype='FILE_PATH',
+                                 description="A custom bone mapping (.json), e.g. one saved with Save Mapping")
+    allow_missing: BoolProperty(name="Skip Missing Bones", default=False,
+                                description="Key the bones the rig has and skip mapped bones it lacks, "
+                                            "instead of stopping with their names")
+    model_path: StringProperty(name="Model", subtype='FILE_PATH',
+                               description="A SemGes model bundle (.safetensors); empty for the bundled demo model")
+    speaker: StringProperty(name="Speaker", default="",
+                            description="Speaker id or name known to the model; empty for its first speaker")
+    device: EnumProperty(name="Device", default='auto',
+                         items=[('auto', "Auto", "CUDA when available, else the CPU"),
+                                ('cpu', "CPU", "Always the CPU"), ('cuda', "CUDA", "An NVIDIA GPU")])
+    seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same gestures")
+    start_frame: IntProperty(name="Start Frame", default=1, description="Frame of the first key (and of the sound)")
+    add_audio: BoolProperty(name="Add Audio to Sequencer", default=True,
+                            description="Put the speech in the sequencer at the start frame so it plays with the keys")
+    scene_range: EnumProperty(name="Frame Range", default='extend',
+                              items=[('extend', "Extend", "Grow the scene's frame range to cover the keys"),
+                                     ('fit', "Fit", "Set the scene's frame range to the keys"),
+                                     ('keep', "Keep", "Leave the scene's frame range as it is")])
+
+
+def options_from_settings(s: SemgesSettings, python: str = "") -> GenerateOptions:
+    """The plain-function options that the scene's settings stand for.
+
+    A function, not a method: Blender 4.2's bpy module crashes at exit when a registered
+    PropertyGroup has Python methods (or a PointerProperty a poll callback).
+    """
+    text = s.transcript_source == 'TEXT'
+    return GenerateOptions(
+        audio=s.audio_path, armature=s.armature.name if s.armature else "",
+        transcript="" if text else s.transcript_path,
+        text_block=(s.transcript_text.name if s.transcript_text else "") if text else "",
+        preset=s.mapping_path if s.preset == "custom" else s.preset,
+        model=s.model_path, speaker=s.speaker, device=s.device, seed=s.seed,
+        start_frame=s.start_frame, add_audio=s.add_audio, allow_missing=s.allow_missing,
+        scene_range=s.scene_range, python=python)
+
+
+CLASSES = (SemgesSettings,)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.semges = PointerProperty(type=SemgesSettings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.semges
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
