@@ -17,7 +17,7 @@ from semges_blender.keyframes import action_fcurves  # noqa: E402
 from semges_blender.pipeline import generate_gestures, model_speakers  # noqa: E402
 from semges_blender.properties import options_from_settings  # noqa: E402
 from semges_blender.rigs import create_beat_armature  # noqa: E402
-from test_blender_common import EXAMPLE_TG, EXAMPLE_WAV, REPO, build_mixamo_rig, tiny_bundle  # noqa: E402,F401
+from test_blender_common import EXAMPLE_TG, EXAMPLE_WAV, REPO, build_mixamo_rig  # noqa: E402
 
 pytestmark = pytest.mark.blender
 

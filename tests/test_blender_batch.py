@@ -13,7 +13,7 @@ bpy = pytest.importorskip("bpy")
 from semges_blender.batch import find_inputs, run_batch  # noqa: E402
 from semges_blender.keyframes import action_fcurves  # noqa: E402
 from semges_blender.rigs import create_beat_armature  # noqa: E402
-from test_blender_common import EXAMPLE_TG, EXAMPLE_WAV, REPO, tiny_bundle  # noqa: E402,F401
+from test_blender_common import EXAMPLE_TG, EXAMPLE_WAV, REPO  # noqa: E402
 
 pytestmark = pytest.mark.blender
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_WAV = REPO / "examples" / "speech.wav"
@@ -17,35 +16,6 @@ EXAMPLE_TG = REPO / "examples" / "speech.TextGrid"
 
 # Upper-arm and forearm of each side as (BEAT joint from, BEAT joint to).
 ARM_SEGMENTS = (("RArm", "RArm1"), ("RArm1", "RHand"), ("LArm", "LArm1"), ("LArm1", "LHand"))
-
-
-def make_tiny_bundle(path: Path) -> Path:
-    """A random, tiny model bundle (as tests/test_inference.py's tiny_bundle): fast, meaningless motion."""
-    import torch
-
-    from semges_core.audio_features import AudioFeatureConfig
-    from semges_core.bundle import save_bundle
-    from semges_core.model.generator import GeneratorConfig, SemGesGenerator
-    from semges_core.model.vqvae import MotionVQVAE, VQVAEConfig
-    from semges_core.normalization import NormStats
-    from semges_core.word_vectors import TableVectors
-
-    torch.manual_seed(0)
-    gen = SemGesGenerator(GeneratorConfig(audio_dim=18, text_dim=4, hidden=32, layers=2, heads=4, n_speakers=2),
-                          MotionVQVAE(VQVAEConfig(input_dim=228, width=32, depth=1, code_dim=16, codebook_size=16)),
-                          MotionVQVAE(VQVAEConfig(input_dim=54, width=32, depth=1, code_dim=16, codebook_size=16)))
-    for vq in (gen.hand_vq, gen.body_vq):
-        vq.codebook.embed.normal_()
-    rng = np.random.default_rng(0)
-    words = TableVectors(["hello", "big", "world"], rng.normal(size=(3, 4)))
-    save_bundle(path, gen, AudioFeatureConfig(n_mels=16), words, NormStats(np.zeros(282), np.full(282, 0.1)),
-                [{"id": 2, "name": "ava"}, {"id": 4, "name": "ben"}], 15.0, 34)
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory) -> Path:
-    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny.safetensors")
 
 
 def gesture_motion(fps: float = 30.0, seconds: float = 3.0):

@@ -15,7 +15,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from semges_blender.build_extension import build, manifest, run_tool  # noqa: E402
-from test_blender_common import EXAMPLE_TG, EXAMPLE_WAV, tiny_bundle  # noqa: E402,F401
+from test_blender_common import EXAMPLE_TG, EXAMPLE_WAV  # noqa: E402
 
 pytestmark = pytest.mark.blender
 

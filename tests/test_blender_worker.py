@@ -14,7 +14,7 @@ import pytest
 from semges_blender.errors import RuntimeNotFound, WorkerError
 from semges_blender.source import SourceMotion
 from semges_blender.worker import GenerationJob, GenerationRequest, generate_motion_file, resolve_python
-from test_blender_common import EXAMPLE_TG, EXAMPLE_WAV, tiny_bundle  # noqa: F401  (fixture)
+from test_blender_common import EXAMPLE_TG, EXAMPLE_WAV
 
 
 def request(tmp_path, bundle, **kw) -> GenerationRequest:

@@ -8,7 +8,7 @@ import torch
 
 from semges_core.audio_features import AudioFeatureConfig, HubertFeatures, MelOnsetFeatures, make_audio_features
 from semges_core.errors import InputFileError, SemgesError
-from semges_core.word_vectors import FastTextVectors, TableVectors, bake_vocabulary, load_word_vectors
+from semges_core.word_vectors import FastTextVectors, bake_vocabulary, load_word_vectors
 
 
 @pytest.fixture(scope="module")

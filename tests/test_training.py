@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pytest
 import torch
 
 from semges_core.bundle import bundle_info, load_bundle

@@ -164,3 +164,26 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
 
 def config_to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
+
+
+def stage_main(argv: list[str] | None, name: str, description: str, train) -> int:
+    """The command line both stages share: config, overrides, resume, step limit."""
+    import argparse
+    import sys
+
+    from semges_core.errors import SemgesError
+
+    parser = argparse.ArgumentParser(prog=f"python -m training.{name}", description=description)
+    parser.add_argument("--config", required=True, help="TOML config (see configs/)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    parser.add_argument("--max-steps", type=int, help="stop after this many steps")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, args.set)
+        train(config, resume=args.resume, max_steps=args.max_steps, progress=not args.no_progress)
+    except SemgesError as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return 1
+    return 0

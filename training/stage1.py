@@ -10,7 +10,6 @@ dataset's normalisation statistics), resumable checkpoints under
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from pathlib import Path
@@ -20,13 +19,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from semges_core.dataset import Cache, DatasetConfig, WindowDataset, load_cache
-from semges_core.errors import SemgesError
 from semges_core.model.losses import stage1_loss
 from semges_core.model.priors import MotionPriors, save_priors
 from semges_core.model.vqvae import VQVAEConfig
 
 from . import runtime
-from .config import TrainConfig, config_to_dict, load_config
+from .config import TrainConfig, config_to_dict, stage_main
 from .loop import Job, fit
 
 BODY_DIM, HAND_DIM = 54, 228
@@ -152,20 +150,7 @@ def train_stage1(config: TrainConfig, resume: bool = False, max_steps: int | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train SemGes stage 1 (hand and body VQ-VAE priors).")
-    parser.add_argument("--config", required=True, help="TOML config (see configs/)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
-    parser.add_argument("--max-steps", type=int, help="stop after this many steps")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config, args.set)
-        train_stage1(config, resume=args.resume, max_steps=args.max_steps, progress=not args.no_progress)
-    except SemgesError as e:
-        print(f"stage1: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return stage_main(argv, "stage1", "Train SemGes stage 1 (hand and body VQ-VAE priors).", train_stage1)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ logs under `<stage2.out>/`, and at the end the model bundle `<stage2.out>/model.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ from semges_core.model.priors import load_priors
 from semges_core.word_vectors import WordVectors, open_word_vectors
 
 from . import runtime
-from .config import TrainConfig, config_to_dict, load_config
+from .config import TrainConfig, config_to_dict, stage_main
 from .loop import Job, fit
 from .stage1 import open_dataset
 
@@ -129,20 +128,7 @@ def train_stage2(config: TrainConfig, resume: bool = False, max_steps: int | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train SemGes stage 2 (the semantics-driven generator).")
-    parser.add_argument("--config", required=True, help="TOML config (see configs/)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
-    parser.add_argument("--max-steps", type=int, help="stop after this many steps")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config, args.set)
-        train_stage2(config, resume=args.resume, max_steps=args.max_steps, progress=not args.no_progress)
-    except SemgesError as e:
-        print(f"stage2: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return stage_main(argv, "stage2", "Train SemGes stage 2 (the semantics-driven generator).", train_stage2)
 
 
 if __name__ == "__main__":
