@@ -14,8 +14,8 @@ from semges_core.errors import SemgesError
 from . import pipeline
 from .keyframes import ApplyResult, apply_motion, resolve_mapping
 from .preferences import python_path
-from .properties import options_from_settings
-from .presets import detect_preset, save_mapping
+from .properties import custom_mapping, options_from_settings, rows_mapping, set_rows
+from .presets import detect_preset, load_mapping, mapping_rows, save_mapping
 from .source import SourceMotion
 from .worker import GenerationJob, check_python, resolve_python
 
@@ -145,10 +145,8 @@ class SEMGES_OT_apply_motion(bpy.types.Operator, ImportHelper):
 
     def execute(self, context):
         s = context.scene.semges
-        opts = options_from_settings(s)
         try:
-            result = apply_motion(s.armature, SourceMotion.from_npz(self.filepath),
-                                  bpy.path.abspath(opts.preset) if s.preset == "custom" else opts.preset,
+            result = apply_motion(s.armature, SourceMotion.from_npz(self.filepath), options_from_settings(s).preset,
                                   scene=context.scene, start_frame=s.start_frame,
                                   action_name=Path(self.filepath).stem, allow_missing=s.allow_missing,
                                   scene_range=s.scene_range)
@@ -199,15 +197,102 @@ class SEMGES_OT_save_mapping(bpy.types.Operator, ExportHelper):
     def execute(self, context):
         s = context.scene.semges
         try:
-            preset = bpy.path.abspath(s.mapping_path) if s.preset == "custom" else s.preset
-            mapping = resolve_mapping(s.armature, preset)
+            mapping = resolve_mapping(s.armature, custom_mapping(s) if s.preset == "custom" else s.preset)
             save_mapping(self.filepath, mapping)
         except SemgesError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         s.mapping_path = self.filepath
+        s.mapping_rows.clear()  # Custom without rows uses the file: the one just saved, to edit
         s.preset = "custom"
         self.report({'INFO'}, f"SemGes: saved {mapping.name} to {self.filepath}; edit it, it is now the mapping used")
+        return {'FINISHED'}
+
+
+def _has_armature(context) -> bool:
+    s = getattr(context.scene, "semges", None)
+    return s is not None and s.armature is not None
+
+
+class SEMGES_OT_fill_mapping(bpy.types.Operator):
+    """Fill the custom mapping's rows from the chosen (or auto-detected) preset, to start editing from it"""
+
+    bl_idname = "semges.fill_mapping"
+    bl_label = "Fill from Preset"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    preset: StringProperty(name="Preset", default="",
+                           description="A built-in preset; empty for the panel's preset (auto-detected for Custom)")
+
+    @classmethod
+    def poll(cls, context) -> bool:
+        return _has_armature(context)
+
+    def execute(self, context):
+        s = context.scene.semges
+        preset = self.preset or (s.preset if s.preset != "custom" else "auto")
+        try:
+            mapping = resolve_mapping(s.armature, preset)
+        except SemgesError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        set_rows(s, mapping_rows(mapping, [b.name for b in s.armature.data.bones]))
+        s.preset = "custom"
+        self.report({'INFO'}, f"SemGes: {len(s.mapping_rows)} rows from {mapping.name}; edit them, they are now "
+                              "the mapping used")
+        return {'FINISHED'}
+
+
+class SEMGES_OT_save_preset(bpy.types.Operator, ExportHelper):
+    """Save the custom mapping's rows as a JSON preset"""
+
+    bl_idname = "semges.save_preset"
+    bl_label = "Save Preset"
+
+    filename_ext = ".json"
+    filter_glob: StringProperty(default="*.json", options={'HIDDEN'})
+
+    @classmethod
+    def poll(cls, context) -> bool:
+        s = getattr(context.scene, "semges", None)
+        return s is not None and len(s.mapping_rows) > 0
+
+    def execute(self, context):
+        s = context.scene.semges
+        try:
+            mapping = rows_mapping(s, name=Path(self.filepath).stem)
+            save_mapping(self.filepath, mapping)
+        except (SemgesError, OSError) as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"SemGes: saved {len(mapping.bones)} bones to {self.filepath}")
+        return {'FINISHED'}
+
+
+class SEMGES_OT_load_preset(bpy.types.Operator, ImportHelper):
+    """Load a JSON preset into the custom mapping's rows"""
+
+    bl_idname = "semges.load_preset"
+    bl_label = "Load Preset"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    filename_ext = ".json"
+    filter_glob: StringProperty(default="*.json", options={'HIDDEN'})
+
+    @classmethod
+    def poll(cls, context) -> bool:
+        return getattr(context.scene, "semges", None) is not None
+
+    def execute(self, context):
+        s = context.scene.semges
+        try:
+            mapping = load_mapping(self.filepath)
+        except SemgesError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        set_rows(s, mapping_rows(mapping))
+        s.preset = "custom"
+        self.report({'INFO'}, f"SemGes: loaded {mapping.name} ({len(s.mapping_rows)} rows)")
         return {'FINISHED'}
 
 
@@ -231,7 +316,7 @@ class SEMGES_OT_check_runtime(bpy.types.Operator):
 
 
 CLASSES = (SEMGES_OT_generate, SEMGES_OT_apply_motion, SEMGES_OT_detect_preset, SEMGES_OT_save_mapping,
-           SEMGES_OT_check_runtime)
+           SEMGES_OT_fill_mapping, SEMGES_OT_save_preset, SEMGES_OT_load_preset, SEMGES_OT_check_runtime)
 
 
 def register() -> None:

@@ -30,6 +30,33 @@ def _speakers(path: str) -> str:
     return _speaker_cache[key]
 
 
+def _draw_custom_mapping(box, s) -> None:
+    """Preset Custom: its rows (BEAT joint -> a bone of the armature), collapsible, and their operators."""
+    row = box.row(align=True)
+    row.prop(s, "show_mapping_rows", text=f"Custom Mapping ({len(s.mapping_rows)} rows)", emboss=False,
+             icon='DISCLOSURE_TRI_DOWN' if s.show_mapping_rows else 'DISCLOSURE_TRI_RIGHT')
+    row = box.row(align=True)
+    row.operator("semges.fill_mapping", icon='PRESET')
+    row.operator("semges.load_preset", text="Load", icon='IMPORT')
+    row.operator("semges.save_preset", text="Save", icon='EXPORT')
+    if not s.mapping_rows:
+        box.label(text="No rows: the mapping file is used", icon='INFO')
+        box.prop(s, "mapping_path")
+        return
+    if not s.show_mapping_rows:
+        return
+    col = box.column(align=True)
+    col.use_property_split = False
+    bones = s.armature.data if s.armature is not None and s.armature.type == 'ARMATURE' else None
+    for r in s.mapping_rows:
+        split = col.split(factor=0.35, align=True)
+        split.label(text=r.joint)
+        if bones is not None:
+            split.prop_search(r, "bone", bones, "bones", text="")
+        else:
+            split.prop(r, "bone", text="")
+
+
 class VIEW3D_PT_semges(bpy.types.Panel):
     bl_label = "SemGes Gestures"
     bl_idname = "VIEW3D_PT_semges"
@@ -52,7 +79,7 @@ class VIEW3D_PT_semges(bpy.types.Panel):
         col.prop(s, "armature")
         col.prop(s, "preset")
         if s.preset == "custom":
-            col.prop(s, "mapping_path")
+            _draw_custom_mapping(layout.box(), s)
         elif s.preset == "auto" and s.armature is not None:
             found = detect_preset([b.name for b in s.armature.data.bones])
             col.label(text=f"Detected: {found}" if found else "No preset fits: save and edit a mapping",

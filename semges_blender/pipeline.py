@@ -23,7 +23,7 @@ from semges_core.errors import InputFileError, SemgesError
 
 from .errors import MissingBonesError
 from .keyframes import ApplyResult, apply_motion, resolve_mapping, scene_fps
-from .presets import resolve_bones
+from .presets import BoneMapping, resolve_bones
 from .source import SourceMotion
 from .worker import GenerationRequest, generate_motion_file, resolve_python
 
@@ -60,7 +60,7 @@ class GenerateOptions:
     armature: str
     transcript: str = ""  # a transcript file...
     text_block: str = ""  # ...or the name of a Blender text block (used when set)
-    preset: str = "auto"  # auto, a built-in preset, or a .json mapping
+    preset: str | BoneMapping = "auto"  # auto, a built-in preset, a .json mapping, or a mapping (the panel's rows)
     model: str = ""  # "" = the demo model
     speaker: str = ""
     device: str = "auto"
@@ -89,6 +89,13 @@ def _abs(path: str) -> Path:
     return Path(bpy.path.abspath(path)) if path else Path()
 
 
+def _preset(preset: str | BoneMapping) -> str | BoneMapping:
+    """A .json path made absolute (Blender's // prefix); names and mappings as they are."""
+    if isinstance(preset, str) and preset.lower().endswith(".json"):
+        return str(_abs(preset))
+    return preset
+
+
 def prepare(options: GenerateOptions, scene: bpy.types.Scene | None = None) -> Prepared:
     """Check inputs and rig, resolve the worker's Python, write a text block out; nothing in the scene changes."""
     scene = scene or bpy.context.scene
@@ -101,7 +108,7 @@ def prepare(options: GenerateOptions, scene: bpy.types.Scene | None = None) -> P
     if obj is None or obj.type != 'ARMATURE':
         raise SemgesError(f"target armature {options.armature!r} not found" if options.armature
                           else "no target armature is set")
-    mapping = resolve_mapping(obj, _abs(options.preset) if options.preset.lower().endswith(".json") else options.preset)
+    mapping = resolve_mapping(obj, _preset(options.preset))
     _, missing = resolve_bones(mapping, [b.name for b in obj.data.bones])
     if missing and not options.allow_missing:
         raise MissingBonesError(obj.name, mapping.name, missing)
@@ -142,7 +149,7 @@ def finish(prepared: Prepared, worker_result: dict, scene: bpy.types.Scene | Non
     if obj is None or obj.type != 'ARMATURE':
         raise SemgesError(f"target armature {o.armature!r} is gone")
     motion = SourceMotion.from_npz(worker_result["out"])
-    preset = str(_abs(o.preset)) if o.preset.lower().endswith(".json") else o.preset
+    preset = _preset(o.preset)
     name = o.action_name or Path(prepared.request.audio).stem
     result = apply_motion(obj, motion, preset, scene=scene, start_frame=o.start_frame, action_name=name,
                           allow_missing=o.allow_missing, scene_range=o.scene_range)

@@ -76,6 +76,23 @@ def mapping_from_dict(data: Mapping, source: str = "") -> BoneMapping:
                        source)
 
 
+def mapping_from_rows(rows: Iterable[tuple[str, str]], name: str = "custom", label: str = "",
+                      description: str = "", source: str = "") -> BoneMapping:
+    """A mapping from (BEAT joint, target bone) rows, e.g. the panel's; an empty target means unmapped."""
+    bones = {joint: bone.strip() for joint, bone in rows if bone.strip()}
+    return BoneMapping(name, bones, label or name, description, source or name)
+
+
+def mapping_rows(mapping: BoneMapping, bone_names: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """The (BEAT joint, target bone) rows of `mapping`, in BEAT joint order.
+
+    With an armature's bone_names, targets become the names the armature actually has
+    (a Mixamo name under another namespace, see `resolve_bones`); missing ones stay as they are.
+    """
+    resolved = resolve_bones(mapping, bone_names)[0] if bone_names is not None else {}
+    return [(j, resolved.get(j, mapping.bones[j])) for j in _beat_joints() if j in mapping.bones]
+
+
 def load_mapping(path: str | Path) -> BoneMapping:
     path = Path(path)
     try:

@@ -2,14 +2,16 @@
 
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
 
+from .errors import MappingError
 from .pipeline import GenerateOptions
-from .presets import BUILTIN_PRESETS, builtin_mapping
+from .presets import BUILTIN_PRESETS, BoneMapping, builtin_mapping, load_mapping, mapping_from_rows
 
 PRESET_ITEMS = [("auto", "Auto-detect", "Pick the preset from the armature's bone names")] + [
     (p, builtin_mapping(p).label, builtin_mapping(p).description) for p in BUILTIN_PRESETS
-] + [("custom", "Custom (JSON)", "A mapping saved as JSON (BEAT joint -> bone name)")]
+] + [("custom", "Custom", "Your own mapping (BEAT joint -> bone name): the rows edited in the panel, "
+                        "or without rows a mapping saved as JSON")]
 
 
 def _is_armature(self, obj) -> bool:
@@ -20,6 +22,13 @@ def _is_armature(self, obj) -> bool:
 # registered (see options_from_settings), so the armature picker filters only from 5.0 on;
 # other objects are rejected with a message when generating.
 _ARMATURE_ONLY = {"poll": _is_armature} if bpy.app.version >= (5, 0, 0) else {}
+
+
+class SemgesMappingRow(bpy.types.PropertyGroup):
+    """One row of the custom mapping; plain (no methods: see options_from_settings)."""
+
+    joint: StringProperty(name="BEAT Joint", description="The BEAT joint that drives the bone")
+    bone: StringProperty(name="Bone", description="The rig's bone this joint drives; empty to leave it unmapped")
 
 
 class SemgesSettings(bpy.types.PropertyGroup):
@@ -40,6 +49,10 @@ class SemgesSettings(bpy.types.PropertyGroup):
                          description="How BEAT's joints map onto the rig's bones")
     mapping_path: StringProperty(name="Mapping File", subtype='FILE_PATH',
                                  description="A custom bone mapping (.json), e.g. one saved with Save Mapping")
+    mapping_rows: CollectionProperty(type=SemgesMappingRow, name="Custom Mapping",
+                                     description="The custom mapping edited in the panel (preset Custom)")
+    show_mapping_rows: BoolProperty(name="Show Mapping", default=True,
+                                    description="Show the custom mapping's rows")
     allow_missing: BoolProperty(name="Skip Missing Bones", default=False,
                                 description="Key the bones the rig has and skip mapped bones it lacks, "
                                             "instead of stopping with their names")
@@ -71,13 +84,36 @@ def options_from_settings(s: SemgesSettings, python: str = "") -> GenerateOption
         audio=s.audio_path, armature=s.armature.name if s.armature else "",
         transcript="" if text else s.transcript_path,
         text_block=(s.transcript_text.name if s.transcript_text else "") if text else "",
-        preset=s.mapping_path if s.preset == "custom" else s.preset,
+        preset=custom_mapping(s) if s.preset == "custom" else s.preset,
         model=s.model_path, speaker=s.speaker, device=s.device, seed=s.seed,
         start_frame=s.start_frame, add_audio=s.add_audio, allow_missing=s.allow_missing,
         scene_range=s.scene_range, python=python)
 
 
-CLASSES = (SemgesSettings,)
+def rows_mapping(s: SemgesSettings, name: str = "custom") -> BoneMapping:
+    """The mapping the panel's rows stand for (rows with an empty bone are unmapped)."""
+    return mapping_from_rows([(r.joint, r.bone) for r in s.mapping_rows], name=name,
+                             source="the panel's custom mapping")
+
+
+def custom_mapping(s: SemgesSettings) -> BoneMapping:
+    """Preset Custom: the panel's rows, or, while there are none, the mapping file (mapping_path)."""
+    if len(s.mapping_rows):
+        return rows_mapping(s)
+    if not s.mapping_path:
+        raise MappingError("preset Custom has no mapping: fill its rows from a preset, load one, or pick another preset")
+    return load_mapping(bpy.path.abspath(s.mapping_path))
+
+
+def set_rows(s: SemgesSettings, rows) -> None:
+    """Replace the panel's rows with (BEAT joint, bone) pairs."""
+    s.mapping_rows.clear()
+    for joint, bone in rows:
+        row = s.mapping_rows.add()
+        row.joint, row.bone = joint, bone
+
+
+CLASSES = (SemgesMappingRow, SemgesSettings)
 
 
 def register() -> None:
