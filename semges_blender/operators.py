@@ -27,6 +27,11 @@ def _report_result(op: bpy.types.Operator, result: ApplyResult) -> None:
         op.report({'WARNING'}, f"SemGes: {w}")
 
 
+
+def _has_armature(context) -> bool:
+    s = getattr(context.scene, "semges", None)
+    return s is not None and s.armature is not None
+
 class SEMGES_OT_generate(bpy.types.Operator):
     """Generate co-speech gestures for the audio and transcript and key them onto the armature as a new action"""
 
@@ -140,8 +145,7 @@ class SEMGES_OT_apply_motion(bpy.types.Operator, ImportHelper):
 
     @classmethod
     def poll(cls, context) -> bool:
-        s = getattr(context.scene, "semges", None)
-        return s is not None and s.armature is not None
+        return _has_armature(context)
 
     def execute(self, context):
         s = context.scene.semges
@@ -166,8 +170,7 @@ class SEMGES_OT_detect_preset(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context) -> bool:
-        s = getattr(context.scene, "semges", None)
-        return s is not None and s.armature is not None
+        return _has_armature(context)
 
     def execute(self, context):
         s = context.scene.semges
@@ -191,8 +194,7 @@ class SEMGES_OT_save_mapping(bpy.types.Operator, ExportHelper):
 
     @classmethod
     def poll(cls, context) -> bool:
-        s = getattr(context.scene, "semges", None)
-        return s is not None and s.armature is not None
+        return _has_armature(context)
 
     def execute(self, context):
         s = context.scene.semges
@@ -207,11 +209,6 @@ class SEMGES_OT_save_mapping(bpy.types.Operator, ExportHelper):
         s.preset = "custom"
         self.report({'INFO'}, f"SemGes: saved {mapping.name} to {self.filepath}; edit it, it is now the mapping used")
         return {'FINISHED'}
-
-
-def _has_armature(context) -> bool:
-    s = getattr(context.scene, "semges", None)
-    return s is not None and s.armature is not None
 
 
 class SEMGES_OT_fill_mapping(bpy.types.Operator):

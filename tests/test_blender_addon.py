@@ -12,29 +12,15 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-import semges_blender  # noqa: E402
 from semges_blender.keyframes import action_fcurves  # noqa: E402
 from semges_blender.pipeline import generate_gestures, model_speakers  # noqa: E402
 from semges_blender.properties import options_from_settings  # noqa: E402
 from semges_blender.rigs import create_beat_armature  # noqa: E402
 from test_blender_common import EXAMPLE_TG, EXAMPLE_WAV, REPO, build_mixamo_rig  # noqa: E402
 
+from test_blender_common import registered_addon, scene_at_30fps  # noqa: E402,F401  (fixtures)
+
 pytestmark = pytest.mark.blender
-
-
-@pytest.fixture(scope="module", autouse=True)
-def addon():
-    semges_blender.register()
-    yield
-    semges_blender.unregister()
-
-
-@pytest.fixture(autouse=True)
-def empty_scene():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.context.scene.render.fps = 30
-    yield
-    bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
 def keys(action, obj) -> dict[tuple[str, int], np.ndarray]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_WAV = REPO / "examples" / "speech.wav"
@@ -129,3 +130,24 @@ def build_mixamo_rig(name: str = "Mixamo", fbx_style: bool = True, without: tupl
         obj.rotation_euler = (np.pi / 2, 0.0, 0.0)
         obj.scale = (0.01, 0.01, 0.01)
     return obj
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered_addon():
+    """The extension registered for a whole test module (import in modules that need the panel)."""
+    import semges_blender
+
+    semges_blender.register()
+    yield
+    semges_blender.unregister()
+
+
+@pytest.fixture(autouse=True)
+def scene_at_30fps():
+    """An empty factory scene at 30 fps around every test."""
+    import bpy
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = 30
+    yield
+    bpy.ops.wm.read_factory_settings(use_empty=True)

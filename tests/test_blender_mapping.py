@@ -9,28 +9,14 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-import semges_blender  # noqa: E402
 from semges_blender.keyframes import action_fcurves  # noqa: E402
 from semges_blender.presets import builtin_mapping, load_mapping, mapping_from_rows, mapping_rows  # noqa: E402
 from semges_blender.properties import options_from_settings, rows_mapping  # noqa: E402
 from test_blender_common import EXAMPLE_TG, EXAMPLE_WAV, build_mixamo_rig, gesture_motion  # noqa: E402
 
+from test_blender_common import registered_addon, scene_at_30fps  # noqa: E402,F401  (fixtures)
+
 pytestmark = pytest.mark.blender
-
-
-@pytest.fixture(scope="module", autouse=True)
-def addon():
-    semges_blender.register()
-    yield
-    semges_blender.unregister()
-
-
-@pytest.fixture(autouse=True)
-def empty_scene():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.context.scene.render.fps = 30
-    yield
-    bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
 def rows(s) -> list[tuple[str, str]]:
