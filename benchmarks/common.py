@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+# Where result files go; run_all --quick points it elsewhere so smoke runs never overwrite real numbers.
+RESULTS = Path(os.environ.get("SEMGES_BENCHMARK_RESULTS") or REPO / "benchmarks" / "results")
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
