@@ -74,7 +74,10 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         raise AnnotationError(path, "no such file")
     if path.is_dir():
         raise AnnotationError(path, "is a directory, expected an annotation file")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise AnnotationError(path, f"cannot be read ({e.strerror or e})") from e
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -109,7 +112,8 @@ def _span(path: Path, line: int, start_text: str, end_text: str) -> tuple[float,
 
 def _label(path: Path, line: int, field: str, ids: dict[str, int], kind: str) -> int:
     """The id of a BEAT label like "07_iconic_h"; the number is optional but must agree."""
-    m = re.fullmatch(r"(?:(\d+)_?)?([A-Za-z][A-Za-z_]*)?", field.strip())
+    # At most 9 significant digits: a longer number names no label, and int() refuses past 4300.
+    m = re.fullmatch(r"(?:0*(\d{1,9})_?)?([A-Za-z][A-Za-z_]*)?", field.strip())
     number, name = (m.group(1), m.group(2)) if m else (None, None)
     if name is not None:
         key = name.lower()

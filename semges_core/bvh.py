@@ -94,7 +94,8 @@ def write_bvh(path: str | Path, motion: Motion, precision: int = 4) -> None:
     if precision < 0:
         raise ValueError(f"precision must be >= 0, got {precision}")
     euler = motion.euler_degrees()  # (T, J, 3) in each joint's order
-    values = np.concatenate([motion.root_positions, euler.reshape(motion.n_frames, -1)], axis=1)  # (T, 3 + 3J)
+    # An explicit width: reshape(0, -1) cannot infer one for a motion without frames.
+    values = np.concatenate([motion.root_positions, euler.reshape(motion.n_frames, 3 * len(skeleton))], axis=1)  # (T, 3 + 3J)
     if not np.all(np.isfinite(values)):
         raise ValueError("motion holds non-finite root positions or rotations; refusing to write BVH")
     hierarchy = _hierarchy_text(skeleton, precision)
@@ -132,8 +133,19 @@ def _hierarchy_text(skeleton: Skeleton, precision: int) -> str:
     lines = ["HIERARCHY"]
     children = [skeleton.children(j) for j in range(len(skeleton))]
 
-    def emit(j: int, depth: int) -> None:
+    # A stack rather than recursion, so that a skeleton of any depth read from a file writes back.
+    stack = [(0, 0, False)]  # (joint, depth, closing)
+    while stack:
+        j, depth, closing = stack.pop()
         pad = "\t" * depth
+        if closing:
+            if not children[j]:
+                lines.extend(
+                    [f"{pad}\tEnd Site", f"{pad}\t{{", f"{pad}\t\tOFFSET {_fmt(_end_site(skeleton, j), precision)}",
+                     f"{pad}\t}}"]
+                )
+            lines.append(f"{pad}}}")
+            continue
         kind = "ROOT" if j == 0 else "JOINT"
         rotations = " ".join(f"{axis}rotation" for axis in skeleton.rotation_orders[j])
         channels = f"CHANNELS 6 Xposition Yposition Zposition {rotations}" if j == 0 else f"CHANNELS 3 {rotations}"
@@ -141,16 +153,8 @@ def _hierarchy_text(skeleton: Skeleton, precision: int) -> str:
             [f"{pad}{kind} {skeleton.names[j]}", f"{pad}{{", f"{pad}\tOFFSET {_fmt(skeleton.offsets[j], precision)}",
              f"{pad}\t{channels}"]
         )
-        for c in children[j]:
-            emit(c, depth + 1)
-        if not children[j]:
-            lines.extend(
-                [f"{pad}\tEnd Site", f"{pad}\t{{", f"{pad}\t\tOFFSET {_fmt(_end_site(skeleton, j), precision)}",
-                 f"{pad}\t}}"]
-            )
-        lines.append(f"{pad}}}")
-
-    emit(0, 0)
+        stack.append((j, depth, True))
+        stack.extend((c, depth + 1, False) for c in reversed(children[j]))
     return "\n".join(lines) + "\n"
 
 
@@ -253,7 +257,7 @@ class _HierarchyParser:
         root = self.t.take("'ROOT'")
         if root.upper() != "ROOT":
             raise self.t.error(f"expected 'ROOT' after HIERARCHY, found {root!r}")
-        self._joint(parent=-1)
+        self._joints()
         extra = self.t.peek()
         if extra is not None:
             self.t.take("")
@@ -287,7 +291,8 @@ class _HierarchyParser:
         if tok != token:
             raise self.t.error(f"expected {token!r} {context}, found {tok!r}")
 
-    def _joint(self, parent: int) -> None:
+    def _open_joint(self, parent: int) -> tuple[int, str, int]:
+        """A joint's name, '{', OFFSET and CHANNELS; (index, name, line of its '{')."""
         name = self.t.take("a joint name")
         if name in ("{", "}"):
             raise self.t.error(f"expected a joint name, found {name!r}")
@@ -302,7 +307,13 @@ class _HierarchyParser:
         self.offsets.append(self._offset(f"joint {name!r}"))
         self.orders.append(self._channels(j, name))
         self.end_sites.append(None)
-        while True:
+        return j, name, open_line
+
+    def _joints(self) -> None:
+        """The ROOT and everything inside it; a stack of open joints, so any nesting depth reads."""
+        open_joints = [self._open_joint(parent=-1)]
+        while open_joints:
+            j, name, open_line = open_joints[-1]
             if self.t.peek() is None:
                 raise BVHFormatError(
                     self.t.lines.path,
@@ -313,7 +324,7 @@ class _HierarchyParser:
             tok = self.t.take("")
             key = tok.upper()
             if key == "JOINT":
-                self._joint(parent=j)
+                open_joints.append(self._open_joint(parent=j))
             elif key == "END":
                 site = self.t.take("'Site' after 'End'")
                 if site.upper() != "SITE":
@@ -324,7 +335,7 @@ class _HierarchyParser:
                 self.end_sites[j] = self._offset(f"the End Site of {name!r}")
                 self._expect("}", f"closing the End Site of {name!r}")
             elif tok == "}":
-                return
+                open_joints.pop()
             else:
                 raise self.t.error(f"expected 'JOINT', 'End Site' or '}}' inside joint {name!r}, found {tok!r}")
 
@@ -333,9 +344,11 @@ class _HierarchyParser:
         if tok.upper() != "CHANNELS":
             raise self.t.error(f"expected 'CHANNELS n ...' after the OFFSET of joint {name!r}, found {tok!r}")
         count_tok = self.t.take("the number of channels")
-        if not count_tok.isdigit():
-            raise self.t.error(f"expected the number of channels after CHANNELS, found {count_tok!r}")
-        count = int(count_tok)
+        count = _whole_number(count_tok)
+        if count is None:
+            raise self.t.error(f"expected the number of channels after CHANNELS, found {count_tok[:20]!r}")
+        if count > len(_CHANNELS):
+            raise self.t.error(f"joint {name!r} has {count_tok[:20]} channels; a joint has at most {len(_CHANNELS)}")
         seen: list[tuple[str, str]] = []
         for _ in range(count):
             ch = self.t.take(f"{count} channel names after 'CHANNELS {count}'")
@@ -369,9 +382,12 @@ def _parse_header(path: Path, stream: BinaryIO) -> _Header:
     if frames_text is None:
         raise BVHFormatError(path, "expected 'Frames: N' after MOTION, reached the end of the file", line=lines.number)
     m = _FRAMES_RE.match(frames_text)
-    if not m or not m.group(1).isdigit():
-        raise BVHFormatError(path, f"expected 'Frames: N' after MOTION, found {frames_text.strip()!r}", line=lines.number)
-    n_frames, frames_line = int(m.group(1)), lines.number
+    n_frames = _whole_number(m.group(1)) if m else None
+    if n_frames is None:
+        found = frames_text.strip()
+        found = found if len(found) <= 40 else found[:40] + "..."
+        raise BVHFormatError(path, f"expected 'Frames: N' after MOTION, found {found!r}", line=lines.number)
+    frames_line = lines.number
 
     time_text = _next_nonblank(lines)
     if time_text is None:
@@ -385,6 +401,8 @@ def _parse_header(path: Path, stream: BinaryIO) -> _Header:
     if not (np.isfinite(frame_time) and frame_time > 0):
         raise BVHFormatError(path, f"Frame Time must be a positive number of seconds, got {m.group(1)}",
                              line=lines.number)
+    if not np.isfinite(1.0 / frame_time):  # 1e-320 s: a frame rate beyond any float
+        raise BVHFormatError(path, f"Frame Time {m.group(1)} s is too small to give a frame rate", line=lines.number)
 
     skeleton = _skeleton(path, parser)
     return _Header(
@@ -403,6 +421,13 @@ def _next_nonblank(lines: _Lines) -> str | None:
         if text.strip():
             return text
     return None
+
+
+def _whole_number(text: str) -> int | None:
+    """A count written in ASCII digits; None otherwise, or past 18 digits (int() refuses over 4300)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
 
 
 def _float_or_none(text: str) -> float | None:

@@ -10,6 +10,7 @@ label before "=" is checked, which catches missing or shuffled lines early.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from dataclasses import dataclass, field
@@ -108,26 +109,28 @@ def _decode(path: Path, raw: bytes) -> str:
 
 
 # A quoted text that swallowed whole "label = value" lines lost its closing quote.
-_SWALLOWED_LINE = re.compile(
-    r"\n\s*(?:xmin|xmax|text|mark|number|time|name|class|size|intervals|points|item)\b[^\n]*="
+_SWALLOWED_LINE = re.compile(  # [^\S\n]: "\n\s*" would try every split of a run of blank lines
+    r"\n[^\S\n]*(?:xmin|xmax|text|mark|number|time|name|class|size|intervals|points|item)\b[^\n]*="
 )
 
 
+# Every character but whitespace starts one of these, so finditer skips only whitespace;
+# a quote that opens no complete string is "open".
 _TOKEN = re.compile(
-    r'(?P<space>\s+)|(?P<comment>![^\n]*)|(?P<string>"[^"]*(?:""[^"]*)*")|(?P<equals>=)|(?P<bare>[^\s="]+)'
+    r'(?P<comment>![^\n]*)|(?P<string>"[^"]*(?:""[^"]*)*")|(?P<open>")|(?P<equals>=)|(?P<bare>[^\s="]+)'
 )
 
 
 def _tokens(path: Path, text: str) -> Iterator[_Token]:
     """Quoted strings ("" is a quote inside), <flags>, "=", and bare words; "!" starts a comment."""
-    pos, line = 0, 1
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None:  # only an opening quote without its closing one gets here
-            raise TranscriptError(path, "file ends inside a quoted text (missing closing quote)", line=line)
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    for m in _TOKEN.finditer(text):
         kind, chunk = m.lastgroup, m.group()
+        line = bisect.bisect_right(newlines, m.start()) + 1
+        if kind == "open":
+            raise TranscriptError(path, "file ends inside a quoted text (missing closing quote)", line=line)
         if kind == "string":
-            if _SWALLOWED_LINE.search(chunk):
+            if "\n" in chunk and _SWALLOWED_LINE.search(chunk):
                 raise TranscriptError(
                     path, "quoted text runs on into the following lines (missing closing quote?)", line=line
                 )
@@ -137,8 +140,6 @@ def _tokens(path: Path, text: str) -> Iterator[_Token]:
         elif kind == "bare":
             is_flag = chunk.startswith("<") and chunk.endswith(">")
             yield _Token(_FLAG if is_flag else _BARE, chunk, line)
-        line += chunk.count("\n")
-        pos = m.end()
 
 
 def _values(tokens: list[_Token], long_format: bool) -> list[_Value]:
@@ -188,7 +189,9 @@ class _Reader:
     def count(self, what: str, labels: tuple[str, ...]) -> int:
         v = self.take(what, labels)
         if v.kind != _BARE or not (v.text.isascii() and v.text.isdigit()):
-            raise self.error(f"expected a whole number for {what}, found {v.text!r}", line=v.line)
+            raise self.error(f"expected a whole number for {what}, found {v.text[:40]!r}", line=v.line)
+        if len(v.text) > 18:  # more than any file holds; int() refuses past 4300 digits anyway
+            raise self.error(f"{what} is too large ({v.text[:20]}..., {len(v.text)} digits)", line=v.line)
         return int(v.text)
 
     def string(self, what: str, labels: tuple[str, ...]) -> str:
@@ -197,12 +200,38 @@ class _Reader:
             raise self.error(f"expected a quoted text for {what}, found {v.text!r}", line=v.line)
         return v.text
 
-    def span(self, what: str) -> tuple[float, float]:
-        xmin, _ = self.number(f"xmin of {what}", ("xmin",))
-        xmax, line = self.number(f"xmax of {what}", ("xmax",))
+    def time(self, what: str, labels: tuple[str, ...]) -> tuple[float, int]:
+        """A number of seconds from the start of the recording, so never negative."""
+        x, line = self.number(what, labels)
+        if x < 0:
+            raise self.error(f"{what} is negative ({x} s); times count from the start of the recording", line=line)
+        return x, line
+
+    def span(self, what: str) -> tuple[float, float, int]:
+        """(xmin, xmax, line of xmin)."""
+        xmin, line = self.number(f"xmin of {what}", ("xmin",))
+        xmax, xmax_line = self.number(f"xmax of {what}", ("xmax",))
         if xmax < xmin:
-            raise self.error(f"{what} ends before it starts (xmin {xmin} > xmax {xmax})", line=line)
-        return xmin, xmax
+            raise self.error(f"{what} ends before it starts (xmin {xmin} > xmax {xmax})", line=xmax_line)
+        if xmin < 0:
+            raise self.error(f"{what} starts at a negative time ({xmin} s)", line=line)
+        return xmin, xmax, line
+
+
+# Aligners print rounded times, so touching intervals may differ in the last digit.
+_OVERLAP_TOLERANCE = 1e-6
+
+
+def _check_no_overlap(r: _Reader, what: str, intervals: list[Interval], lines: list[int]) -> None:
+    """Praat's interval tiers never overlap; a file where they do was edited or exported wrongly."""
+    order = sorted(range(len(intervals)), key=lambda i: (intervals[i].xmin, intervals[i].xmax))
+    for i, k in zip(order, order[1:]):
+        a, b = intervals[i], intervals[k]
+        if b.xmin < a.xmax - _OVERLAP_TOLERANCE:
+            raise r.error(
+                f"{what}: intervals overlap: {a.text!r} [{a.xmin}, {a.xmax}] and {b.text!r} [{b.xmin}, {b.xmax}]",
+                line=lines[max(i, k)],
+            )
 
 
 def _parse(path: Path, text: str) -> TextGrid:
@@ -225,7 +254,7 @@ def _parse(path: Path, text: str) -> TextGrid:
     long_format = bool(body) and body[0].kind == _BARE and len(body) > 1 and body[1].kind == _EQUALS
     r = _Reader(path, _values(body, long_format), last_line)
 
-    xmin, xmax = r.span("the TextGrid")
+    xmin, xmax, _ = r.span("the TextGrid")
     exists = r.take("'<exists>' or '<absent>' (tiers?)", ("tiers?",))
     if exists.kind != _FLAG or exists.text not in ("<exists>", "<absent>"):
         raise r.error(f"expected '<exists>' or '<absent>' for the tiers, found {exists.text!r}", exists.line)
@@ -239,19 +268,21 @@ def _parse(path: Path, text: str) -> TextGrid:
             raise r.error(f'tier {k}: expected class "IntervalTier" or "TextTier", found {found!r}', cls_value.line)
         name = r.string(f"the name of tier {k}", ("name",))
         what = f"tier {k} ({name!r})"
-        t_min, t_max = r.span(what)
+        t_min, t_max, _ = r.span(what)
         if cls_value.text == "IntervalTier":
             n = r.count(f"the number of intervals in {what}", ("size",))
-            intervals = []
+            intervals, lines = [], []
             for i in range(1, n + 1):
-                a, b = r.span(f"interval {i} of {what}")
+                a, b, line = r.span(f"interval {i} of {what}")
                 intervals.append(Interval(a, b, r.string(f"the text of interval {i} of {what}", ("text",))))
+                lines.append(line)
+            _check_no_overlap(r, what, intervals, lines)
             tiers.append(IntervalTier(name, t_min, t_max, intervals))
         else:
             n = r.count(f"the number of points in {what}", ("size",))
             points = []
             for i in range(1, n + 1):
-                time, _ = r.number(f"the time of point {i} of {what}", ("number", "time"))
+                time, _ = r.time(f"the time of point {i} of {what}", ("number", "time"))
                 points.append(Point(time, r.string(f"the mark of point {i} of {what}", ("mark", "text"))))
             tiers.append(PointTier(name, t_min, t_max, points))
 
@@ -393,9 +424,7 @@ def words_from_textgrid(
     word_tier = _word_tier(tg, where, tier)
     intervals = sorted(word_tier.intervals, key=lambda iv: (iv.xmin, iv.xmax))
     for a, b in zip(intervals, intervals[1:]):
-        # A hair of tolerance: aligners print rounded times, so touching intervals can
-        # differ in the last digit.
-        if b.xmin < a.xmax - 1e-6:
+        if b.xmin < a.xmax - _OVERLAP_TOLERANCE:
             raise TranscriptError(
                 where,
                 f"tier {word_tier.name!r}: intervals overlap: {a.text!r} [{a.xmin}, {a.xmax}] "

@@ -91,6 +91,8 @@ def _timestamp(text: str, path: Path, line: int) -> float:
     if m is None:
         raise TranscriptError(path, f"bad timestamp {text!r}, expected hh:mm:ss,mmm or mm:ss.mmm", line=line)
     hours, minutes, seconds, millis = m.groups()
+    if hours is not None and len(hours) > 6:  # a million hours; beyond that int + float overflows
+        raise TranscriptError(path, f"bad timestamp {text[:20]!r}...: the hours are not a plausible number", line=line)
     if int(minutes) >= 60 or int(seconds) >= 60:
         raise TranscriptError(path, f"bad timestamp {text!r}: minutes and seconds must be below 60", line=line)
     fraction = int(millis) / 10 ** len(millis) if millis else 0.0
@@ -111,16 +113,19 @@ def _timing(text: str, path: Path, line: int) -> tuple[float, float]:
 
 # ----------------------------------------------------------------------------- subtitle text
 
-_TAG = re.compile(r"<[^>]*>")
+# The bracket classes exclude the opening bracket too: "<<<<..." without a ">" would
+# otherwise be scanned to the end of the line from every "<", quadratic in its length.
+_TAG = re.compile(r"<[^<>]*>")
 _INLINE_TIME = re.compile(r"<((?:\d+:)?\d{1,2}:\d{1,2}[.,]\d{1,3})>")
-_ASS_OVERRIDE = re.compile(r"\{\\[^}]*\}")            # {\an8}, {\i1}: SSA styling left in SRT files
-_SOUND = re.compile(r"\[[^\]]*\]|\([^)]*\)|[♪♫]")    # [music], (laughs): not words anyone says
-_SPEAKER = re.compile(r"^\s*-?\s*[A-Z][A-Z0-9 .'-]*:\s")  # "JOHN: ...", "- MARY: ..."
+_ASS_OVERRIDE = re.compile(r"\{\\[^{}]*\}")            # {\an8}, {\i1}: SSA styling left in SRT files
+_SOUND = re.compile(r"\[[^\[\]]*\]|\([^()]*\)|[♪♫]")    # [music], (laughs): not words anyone says
+_SPEAKER = re.compile(r"^\s*(?:-\s*)?[A-Z][A-Z0-9 .'-]*:\s")  # "JOHN: ...", "- MARY: ..."
 
 
 def _clean(text: str, line_start: bool = True) -> str:
     """Only the spoken words of (a piece of) a subtitle line: no tags, entities, sound notes, speaker label."""
-    text = _SOUND.sub(" ", html.unescape(_TAG.sub("", _ASS_OVERRIDE.sub("", text))))
+    text = html.unescape(_TAG.sub("", _ASS_OVERRIDE.sub("", text)))
+    text = _SOUND.sub(" ", _SOUND.sub(" ", text))  # twice: "(laughs (quietly))" is nested once
     if line_start:
         text = _SPEAKER.sub(" ", text)
     return " ".join(text.split())
@@ -252,11 +257,19 @@ def _json_time(item: dict, key: str, where: str, path: Path) -> float | None:
     value = item.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TranscriptError(path, f"{where}: '{key}' must be a number of seconds, found {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+        raise TranscriptError(path, f"{where}: '{key}' must be a number of seconds, found {shown}")
     if value < 0:
         raise TranscriptError(path, f"{where}: '{key}' is negative ({value})")
     return float(value)
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float
+        return False
 
 
 def _json_item(item: object, where: str, path: Path) -> tuple[str, float | None, float | None]:
@@ -313,10 +326,16 @@ def _json_words(items: object, where: list[str | int], path: Path, lo: float, hi
 def parse_json(text: str, path: str | Path) -> tuple[list[Word], list[Cue]]:
     """Timed words, and segments that have text but no words (Whisper without word timestamps)."""
     path = Path(path)
+    if not text.strip():
+        raise TranscriptError(path, "is empty, expected JSON words like [{\"word\": \"hi\", \"start\": 0.5, \"end\": 0.7}]")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise TranscriptError(path, f"is not valid JSON ({e.msg})", line=e.lineno) from e
+    except ValueError as e:  # an integer of thousands of digits
+        raise TranscriptError(path, f"is not usable JSON ({e})") from None
+    except RecursionError:
+        raise TranscriptError(path, "is not usable JSON: lists or objects nested too deeply") from None
     if isinstance(data, list):
         return _json_words(data, [], path, 0.0, None), []
     if not isinstance(data, dict):
@@ -328,9 +347,10 @@ def parse_json(text: str, path: str | Path) -> tuple[list[Word], list[Cue]]:
         for j, seg in enumerate(segments):
             where = f"segments[{j}]"
             if isinstance(seg, dict) and "words" in seg:
-                lo = seg.get("start") if isinstance(seg.get("start"), (int, float)) else 0.0
-                hi = seg.get("end") if isinstance(seg.get("end"), (int, float)) else None
-                words += _json_words(seg["words"], ["segments", j, "words"], path, float(lo), hi)
+                lo, hi = _json_time(seg, "start", where, path), _json_time(seg, "end", where, path)
+                if lo is not None and hi is not None and hi < lo:
+                    raise TranscriptError(path, f"{where} ends before it starts (start {lo}, end {hi})")
+                words += _json_words(seg["words"], ["segments", j, "words"], path, lo or 0.0, hi)
             else:
                 text_, start, end = _json_item(seg, where, path)
                 if start is None:
@@ -381,17 +401,19 @@ def read_json_words(path: str | Path) -> list[Word]:
 def check_words(words: list[Word], path: str | Path, audio_duration: float | None = None) -> list[Word]:
     """Apply the module's rules (stripped, valid, sorted, overlaps cut, within the audio)."""
     path = Path(path)
-    words = [Word(w.start, w.end, w.text.strip()) for w in words if w.text.strip()]
+    # New Words only where needed: a transcript may hold a million words (the wrong file, a book).
+    words = [w if w.text == w.text.strip() else Word(w.start, w.end, w.text.strip()) for w in words if w.text.strip()]
     if not words:
         raise TranscriptError(path, "contains no words")
     for k, w in enumerate(words, start=1):
+        if math.isfinite(w.start) and math.isfinite(w.end) and 0 <= w.start <= w.end:
+            continue
         what = f"word {k} ({w.text!r})"
         if not (math.isfinite(w.start) and math.isfinite(w.end)):
             raise TranscriptError(path, f"{what} has a time that is not a number ({w.start}, {w.end})")
         if w.start < 0:
             raise TranscriptError(path, f"{what} starts at a negative time ({w.start} s)")
-        if w.end < w.start:
-            raise TranscriptError(path, f"{what} ends before it starts ({w.start} s to {w.end} s)")
+        raise TranscriptError(path, f"{what} ends before it starts ({w.start} s to {w.end} s)")
     words.sort(key=lambda w: w.start)  # stable: equal starts keep the file's order
     for k in range(len(words) - 1):
         a, b = words[k], words[k + 1]
@@ -408,7 +430,8 @@ def check_words(words: list[Word], path: str | Path, audio_duration: float | Non
             raise TranscriptError(
                 path, f"transcript is longer than its audio ({last:.2f} s vs {audio_duration:.2f} s)"
             )
-        words = [Word(min(w.start, audio_duration), min(w.end, audio_duration), w.text) for w in words]
+        if last > audio_duration:
+            words = [Word(min(w.start, audio_duration), min(w.end, audio_duration), w.text) for w in words]
     return words
 
 
@@ -428,6 +451,8 @@ def _sniff(text: str) -> str:
             return "json"
         except json.JSONDecodeError:
             pass
+        except (ValueError, RecursionError):  # JSON, but too deep or too long a number: parse_json says so
+            return "json"
     return "text"
 
 
@@ -448,9 +473,10 @@ def load_transcript(
     path = Path(path)
     kind = _SUFFIXES.get(path.suffix.lower())
     if text_block is not None:
-        text = _check_plain_text(text_block.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n"), path)
+        text = text_block.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     else:
         text = _read_text(path)
+    text = _check_plain_text(text, path)  # an empty file says so, whatever its format
     if kind is None:
         kind = _sniff(text)
     duration = None if audio is None else len(audio) / sample_rate
@@ -467,7 +493,6 @@ def load_transcript(
             check_words([Word(c.start, c.end, "x") for c in cues], path, duration)
         words = timed + _words_of_cues(cues, audio, sample_rate)
     else:
-        _check_plain_text(text, path)
         if audio is None:
             raise TranscriptError(
                 path, "is plain text without times; give the audio to align it to, "
