@@ -20,6 +20,7 @@ from pathlib import Path
 import bpy
 
 from semges_core.errors import InputFileError, SemgesError
+from semges_core.fileio import refuse_pickles
 
 from .errors import MissingBonesError
 from .keyframes import ApplyResult, apply_motion, resolve_mapping, scene_fps
@@ -38,6 +39,7 @@ def demo_model_path() -> Path:
 def model_speakers(path: str | Path | None) -> list[dict]:
     """The speakers a model bundle knows, read from its safetensors header (no torch)."""
     path = Path(path) if path else demo_model_path()
+    refuse_pickles(path)
     try:
         with open(path, "rb") as f:
             n = int.from_bytes(f.read(8), "little")
@@ -104,6 +106,8 @@ def prepare(options: GenerateOptions, scene: bpy.types.Scene | None = None) -> P
     audio = _abs(options.audio)
     if not audio.is_file():
         raise InputFileError(audio, "audio file not found")
+    if audio.stat().st_size == 0:
+        raise InputFileError(audio, "audio file is empty (0 bytes)")
     obj = bpy.data.objects.get(options.armature) if options.armature else None
     if obj is None or obj.type != 'ARMATURE':
         raise SemgesError(f"target armature {options.armature!r} not found" if options.armature
@@ -115,6 +119,7 @@ def prepare(options: GenerateOptions, scene: bpy.types.Scene | None = None) -> P
     model = _abs(options.model) if options.model else demo_model_path()
     if not model.is_file():
         raise InputFileError(model, "model file not found")
+    model_speakers(model)  # its header must read (no torch; a pickle or a text file fails here)
     python = resolve_python(options.python)
 
     workdir = Path(tempfile.mkdtemp(prefix="semges_"))
@@ -124,8 +129,13 @@ def prepare(options: GenerateOptions, scene: bpy.types.Scene | None = None) -> P
         if text is None:
             shutil.rmtree(workdir, ignore_errors=True)
             raise SemgesError(f"text block {options.text_block!r} not found")
+        content = text.as_string()
+        if not content.strip():
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise SemgesError(f"text block {text.name!r} is {'empty' if not content else 'only whitespace'}, "
+                              "expected the words that are spoken")
         transcript = workdir / "transcript.txt"
-        transcript.write_text(text.as_string(), encoding="utf-8")
+        transcript.write_text(content, encoding="utf-8")
         label = text.name
     else:
         if not options.transcript:
@@ -135,6 +145,9 @@ def prepare(options: GenerateOptions, scene: bpy.types.Scene | None = None) -> P
         if not transcript.is_file():
             shutil.rmtree(workdir, ignore_errors=True)
             raise InputFileError(transcript, "transcript file not found")
+        if transcript.stat().st_size == 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise InputFileError(transcript, "transcript file is empty (0 bytes), expected the words that are spoken")
     request = GenerationRequest(audio=str(audio), transcript=str(transcript), out=str(workdir / "motion.npz"),
                                 model=str(model), speaker=options.speaker, device=options.device,
                                 seed=options.seed, fps=scene_fps(scene), transcript_label=label)
@@ -153,6 +166,7 @@ def finish(prepared: Prepared, worker_result: dict, scene: bpy.types.Scene | Non
     name = o.action_name or Path(prepared.request.audio).stem
     result = apply_motion(obj, motion, preset, scene=scene, start_frame=o.start_frame, action_name=name,
                           allow_missing=o.allow_missing, scene_range=o.scene_range)
+    result.warnings[:0] = [str(w) for w in worker_result.get("warnings", [])]  # e.g. a doubtful transcript
     if o.add_audio:
         try:
             add_sound_strip(scene, prepared.request.audio, o.start_frame)

@@ -7,7 +7,8 @@ Protocol: one JSON object per line on stdout, nothing else there (anything libra
 print goes to stderr):
 
     {"progress": 0.4, "status": "generating window 3/8"}
-    {"done": true, "out": "/tmp/x.npz", "frames": 720, "fps": 24.0, "seconds": 1.3, "words": 42}
+    {"done": true, "out": "/tmp/x.npz", "frames": 720, "fps": 24.0, "seconds": 1.3, "words": 42,
+     "warnings": ["talk.txt: 900 words in 30.0 s of speech is faster than anyone speaks; ..."]}
     {"error": "speech.wav: file not found"}        (exit status 1; 2 for an unexpected crash)
 
 The motion is written with `save_motion_npz` at the requested frame rate (resampled
@@ -21,6 +22,7 @@ import json
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -44,24 +46,41 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run(args: argparse.Namespace, emit) -> dict:
-    from semges_core.audio import load_audio
-    from semges_core.bundle import default_bundle_path, load_bundle
-    from semges_core.inference import generate
-    from semges_core.motion_npz import save_motion_npz
+def _read_inputs(args: argparse.Namespace, sample_rate: int):
+    """The audio at `sample_rate` and its timed words; SemgesError naming the file when either is bad."""
+    from semges_core.audio import MIN_AUDIO_SECONDS, load_audio
     from semges_core.transcripts import load_transcript
 
-    t0 = time.perf_counter()
-    emit({"progress": 0.0, "status": "loading the model"})
-    bundle = load_bundle(Path(args.model) if args.model else default_bundle_path())
-    emit({"progress": 0.0, "status": "reading audio and transcript"})
-    sr = bundle.audio_config.sample_rate
-    audio = load_audio(args.audio, sr)
+    audio = load_audio(args.audio, sample_rate, min_seconds=MIN_AUDIO_SECONDS)
     if args.transcript_label:
         text = Path(args.transcript).read_text(encoding="utf-8")
-        words = load_transcript(args.transcript_label, audio=audio, sample_rate=sr, text_block=text)
+        words = load_transcript(args.transcript_label, audio=audio, sample_rate=sample_rate, text_block=text)
     else:
-        words = load_transcript(args.transcript, audio=audio, sample_rate=sr)
+        words = load_transcript(args.transcript, audio=audio, sample_rate=sample_rate)
+    return audio, words
+
+
+def run(args: argparse.Namespace, emit) -> dict:
+    from semges_core.audio import DEFAULT_SAMPLE_RATE
+
+    t0 = time.perf_counter()
+    # Audio and transcript first: they need no torch, so a bad file is reported in a moment,
+    # not after the model runtime has loaded. Warnings (a transcript that looks wrong for the
+    # audio) go back to Blender with the result.
+    emit({"progress": 0.0, "status": "reading audio and transcript"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        audio, words = _read_inputs(args, DEFAULT_SAMPLE_RATE)
+
+        from semges_core.bundle import default_bundle_path, load_bundle
+        from semges_core.inference import generate
+        from semges_core.motion_npz import save_motion_npz
+
+        emit({"progress": 0.02, "status": "loading the model"})
+        bundle = load_bundle(Path(args.model) if args.model else default_bundle_path())
+        sr = bundle.audio_config.sample_rate
+        if sr != DEFAULT_SAMPLE_RATE:  # a model with another front-end rate: read both again at it
+            audio, words = _read_inputs(args, sr)
 
     def progress(fraction: float, status: str) -> None:
         emit({"progress": round(0.05 + 0.9 * fraction, 4), "status": status})
@@ -70,8 +89,11 @@ def run(args: argparse.Namespace, emit) -> dict:
                       precision=args.precision, seed=args.seed, progress=progress)
     emit({"progress": 0.97, "status": "writing the motion"})
     save_motion_npz(args.out, result.motion)
+    ours = [w for w in caught if w.category.__module__.startswith("semges_core")]  # not the libraries' chatter
+    shown = list(dict.fromkeys(str(w.message) for w in ours))
     return {"done": True, "out": str(args.out), "frames": result.motion.n_frames, "fps": result.motion.fps,
-            "seconds": round(time.perf_counter() - t0, 3), "words": len(words), "audio_seconds": len(audio) / sr}
+            "seconds": round(time.perf_counter() - t0, 3), "words": len(words), "audio_seconds": len(audio) / sr,
+            "warnings": shown}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

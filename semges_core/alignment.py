@@ -22,6 +22,7 @@ estimate (see docs/transcripts.md for measured errors).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -105,15 +106,28 @@ def tokenize(text: str) -> list[Token]:
     only mark how readily a pause may follow the word before them."""
     tokens: list[Token] = []
     for raw in text.split():
-        if not any(_is_wordlike(c) for c in raw):
+        token = _token(raw)
+        if token is None:
             if tokens:
                 last = tokens[-1]
                 pause = _pause_kind(raw)
                 stronger = pause if _PAUSE_AFTER[pause] < _PAUSE_AFTER[last.pause] else last.pause
                 tokens[-1] = Token(last.text, last.units, stronger)
             continue
-        tokens.append(Token(raw, spoken_length(raw), _pause_kind(raw)))
+        tokens.append(token)
     return tokens
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _token(raw: str) -> Token | None:
+    """One whitespace-separated word as a Token, None when it is punctuation only.
+
+    Cached: texts repeat their words, and a transcript of megabytes (the wrong file,
+    a book) would otherwise spend seconds counting the same letters again.
+    """
+    if not any(_is_wordlike(c) for c in raw):
+        return None
+    return Token(raw, spoken_length(raw), _pause_kind(raw))
 
 
 def _pause_kind(token: str) -> str:
@@ -305,8 +319,8 @@ def _running_argmin(x: np.ndarray) -> np.ndarray:
 def _spread(tokens: list[Token], start: float, end: float) -> list[Word]:
     """Fallback: words end to end over [start, end] in proportion to their expected lengths."""
     units = np.array([t.units for t in tokens])
-    edges = start + (end - start) * np.r_[0.0, np.cumsum(units)] / units.sum()
-    return [Word(float(a), float(b), t.text) for t, a, b in zip(tokens, edges[:-1], edges[1:])]
+    edges = (start + (end - start) * np.r_[0.0, np.cumsum(units)] / units.sum()).tolist()  # floats, fast
+    return [Word(a, b, t.text) for t, a, b in zip(tokens, edges[:-1], edges[1:])]
 
 
 def _align(tokens: list[Token], activity: SpeechActivity, start: float, end: float) -> list[Word]:
@@ -351,6 +365,11 @@ def align_plain_text(
     if not activity.speech.any():
         raise TranscriptError(path, f"no speech found in the audio ({duration:.2f} s), nothing to align the words to")
     speech_s = activity.speech.sum() * HOP_S
+    if len(tokens) > 2 * _FAST_SPEECH_WPS * speech_s:  # not a fast talker: another text, or far too much of it
+        raise TranscriptError(
+            path, f"has {len(tokens)} words for {speech_s:.1f} s of speech ({len(tokens) / speech_s:.0f} words per "
+            f"second; people speak at most about {_FAST_SPEECH_WPS:.0f}): the transcript is longer than its audio. "
+            "Is it the transcript of this audio?")
     if len(tokens) > _FAST_SPEECH_WPS * speech_s:
         warnings.warn(
             f"{path}: {len(tokens)} words in {speech_s:.1f} s of speech is faster than anyone speaks; "

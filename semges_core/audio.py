@@ -18,6 +18,7 @@ from semges_core.errors import AudioFileError
 from semges_core.fileio import atomic_path
 
 DEFAULT_SAMPLE_RATE = 16000
+MIN_AUDIO_SECONDS = 0.1  # shorter clips hold less than two frames of the models' 15 fps
 
 # soundfile raises its own classes for libsndfile failures, but a few problems
 # (bad headers on some formats, I/O errors) surface as plain RuntimeError/OSError.
@@ -103,17 +104,21 @@ def audio_duration(path: str | Path) -> float:
         return snd.frames / snd.samplerate
 
 
-def load_audio(path: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
+def load_audio(path: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE, min_seconds: float = 0.0) -> np.ndarray:
     """Decode any format libsndfile knows, average the channels and resample exactly.
 
     Returns float32 samples in [-1, 1], shape (n,). Polyphase resampling with the
     reduced ratio (44100 -> 16000 is 160/441) keeps the duration to within a sample
-    and needs no extra dependency.
+    and needs no extra dependency. A recording shorter than `min_seconds` is an error
+    (generation passes MIN_AUDIO_SECONDS).
     """
     path = Path(path)
     sample_rate = _check_rate(sample_rate)
     with _open(path) as snd:
         rate_in = int(snd.samplerate)
+        if snd.frames < min_seconds * rate_in:
+            raise AudioFileError(path, f"is {snd.frames / rate_in:.3f} s long; at least {min_seconds:g} s of speech "
+                                       "is needed")
         try:
             data = snd.read(dtype="float32", always_2d=True)  # (n, channels)
         except _SOUNDFILE_ERRORS as e:

@@ -19,6 +19,7 @@ from torch import nn
 
 from .audio_features import AudioFeatureConfig, make_audio_features
 from .errors import InputFileError, SemgesError
+from .fileio import refuse_pickles
 from .model.generator import GeneratorConfig, SemGesGenerator
 from .model.vqvae import MotionVQVAE, VQVAEConfig
 from .normalization import NormStats
@@ -95,6 +96,7 @@ def _check_meta(path: Path, meta: dict[str, Any]) -> None:
 def bundle_info(path: str | Path) -> dict[str, Any]:
     """The bundle's metadata without loading weights (for `semges info`)."""
     path = Path(path)
+    refuse_pickles(path)
     meta = read_meta(path)
     _check_meta(path, meta)
     return meta
@@ -102,6 +104,7 @@ def bundle_info(path: str | Path) -> dict[str, Any]:
 
 def load_bundle(path: str | Path, device: str | torch.device = "cpu", hubert_path: str | None = None) -> Bundle:
     path = Path(path)
+    refuse_pickles(path)
     tensors, meta = load_tensors(path)
     _check_meta(path, meta)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -68,7 +69,7 @@ def _cmd_cache(args: argparse.Namespace, rest: list[str]) -> int:
 def _cmd_generate(args: argparse.Namespace, rest: list[str]) -> int:
     from tqdm import tqdm
 
-    from .audio import load_audio
+    from .audio import MIN_AUDIO_SECONDS, load_audio
     from .bundle import default_bundle_path, load_bundle
     from .bvh import write_bvh
     from .inference import generate
@@ -82,7 +83,7 @@ def _cmd_generate(args: argparse.Namespace, rest: list[str]) -> int:
     model = Path(args.model) if args.model else default_bundle_path()
     t0 = time.perf_counter()
     bundle = load_bundle(model, hubert_path=args.hubert)
-    audio = load_audio(args.audio, bundle.audio_config.sample_rate)
+    audio = load_audio(args.audio, bundle.audio_config.sample_rate, min_seconds=MIN_AUDIO_SECONDS)
     words = load_transcript(args.transcript, audio=audio, sample_rate=bundle.audio_config.sample_rate)
     duration = len(audio) / bundle.audio_config.sample_rate
     load_s = time.perf_counter() - t0
@@ -197,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line, like the errors (Python's default shows the source line that warned)."""
+    print(f"semges: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -207,7 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, rest = parser.parse_args(argv), []
     func: Callable[[argparse.Namespace, list[str]], int] = args.func
     try:
-        return func(args, rest)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return func(args, rest)
     except SemgesError as e:
         print(f"semges: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .audio import MIN_AUDIO_SECONDS
 from .bundle import Bundle
 from .errors import SemgesError
 from .framing import words_per_frame
@@ -88,8 +89,8 @@ def generate(bundle: Bundle, audio: np.ndarray, words: Sequence[Word], speaker: 
     if fps <= 0 or not math.isfinite(fps):
         raise SemgesError(f"output frame rate must be positive, got {fps}")
     sr = bundle.audio_config.sample_rate
-    if len(audio) < sr * 0.1:
-        raise SemgesError(f"the audio is {len(audio) / sr:.2f} s long; at least 0.1 s is needed")
+    if len(audio) < sr * MIN_AUDIO_SECONDS:
+        raise SemgesError(f"the audio is {len(audio) / sr:.2f} s long; at least {MIN_AUDIO_SECONDS:g} s is needed")
     dev = resolve_device(device)
     dtype = _precision(precision, dev)
     torch.manual_seed(seed)
@@ -100,7 +101,11 @@ def generate(bundle: Bundle, audio: np.ndarray, words: Sequence[Word], speaker: 
     model_fps, window = bundle.fps, bundle.window
     duration = len(audio) / sr
     n_frames = max(1, int(round(duration * model_fps)))
-    starts = window_starts(n_frames, window)
+    # The output has round(duration * fps) frames (Motion.duration = n_frames / fps). Resampling
+    # keeps the last frame's time, so the model runs on as many frames as reach that one.
+    n_out = max(1, int(round(duration * fps)))
+    n_src = max(n_frames, math.ceil((n_out - 1) * model_fps / fps - 1e-9) + 1)
+    starts = window_starts(n_src, window)
     total = starts[-1] + window
 
     t = time.perf_counter()
@@ -110,14 +115,14 @@ def generate(bundle: Bundle, audio: np.ndarray, words: Sequence[Word], speaker: 
     front = bundle.audio_features(dev)
     with torch.no_grad():
         feats = front(torch.from_numpy(padded)[None].to(dev), total)[0]  # (total, A)
-    timings["audio_features"] = time.perf_counter() - t
+    timings["audio_features"] = _elapsed(t, dev)
     if cancelled():
         raise Cancelled("generation cancelled")
 
     t = time.perf_counter()
     report(0.2, "word vectors")
     text = torch.from_numpy(frame_vectors(bundle.words, words_per_frame(words, total, model_fps))).to(dev)
-    timings["text"] = time.perf_counter() - t
+    timings["text"] = _elapsed(t, dev)
 
     gen = bundle.generator.to(dev).eval()
     hand_q, body_q = [], []
@@ -134,21 +139,29 @@ def generate(bundle: Bundle, audio: np.ndarray, words: Sequence[Word], speaker: 
             hand_q.append(gen.hand_vq.codebook.lookup(gen.hand_vq.codebook.nearest(hl.flatten(0, 1).float())).view_as(hl))
             body_q.append(gen.body_vq.codebook.lookup(gen.body_vq.codebook.nearest(bl.flatten(0, 1).float())).view_as(bl))
             report(0.2 + 0.5 * min(1.0, (b + len(chunk)) / len(starts)), f"generating window {b + len(chunk)}/{len(starts)}")
-    timings["generator"] = time.perf_counter() - t
+    timings["generator"] = _elapsed(t, dev)
 
     t = time.perf_counter()
     report(0.75, "decoding motion")
     with torch.no_grad(), _autocast(dev, dtype):
         parts = [gen.decode(h, bq) for h, bq in zip(hand_q, body_q)]
     windows_out = torch.cat(parts).float().cpu()  # (N, W, 282) normalised
-    pose = stitch(windows_out, starts, n_frames).numpy()
+    pose = stitch(windows_out, starts, n_src).numpy()
     pose = bundle.stats.denormalize(pose).astype(np.float32)
-    base = Motion.rest(BEAT_SKELETON, n_frames, model_fps)
-    model_motion = Motion.from_upper_body_rot6d(pose, model_fps, base=base)
-    motion = model_motion.resample(fps) if abs(fps - model_fps) > 1e-9 else model_motion
-    timings["decode"] = time.perf_counter() - t
+    base = Motion.rest(BEAT_SKELETON, n_src, model_fps)
+    source = Motion.from_upper_body_rot6d(pose, model_fps, base=base)
+    model_motion = source.slice(0, n_frames)
+    motion = (source.resample(fps) if abs(fps - model_fps) > 1e-9 else source).slice(0, n_out)
+    timings["decode"] = _elapsed(t, dev)
     report(1.0, "done")
     return GenerationResult(motion, model_motion, timings, len(starts))
+
+
+def _elapsed(t: float, dev: torch.device) -> float:
+    """Seconds since `t`; on CUDA after the queued kernels finish, so each stage is charged its own work."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return time.perf_counter() - t
 
 
 def _precision(precision: str, dev: torch.device) -> torch.dtype | None:

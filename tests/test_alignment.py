@@ -216,13 +216,19 @@ def test_text_without_words_is_an_error():
         align_plain_text(" -- ... ", _bursts([(0.5, 1.0)], 2.0), SR)
 
 
-def test_far_more_words_than_audio_still_gives_ordered_words():
+def test_very_fast_speech_warns_and_still_gives_ordered_words():
+    audio = _bursts([(0.2, 0.6)], 1.0)  # 0.4 s of speech: 4 words is fast, 5 faster than anyone speaks
+    with pytest.warns(AlignmentWarning, match="faster than anyone speaks"):
+        words = align_plain_text("one two three four five", audio, SR)
+    assert len(words) == 5
+    _assert_well_formed(words, 1.0)
+
+
+def test_far_more_words_than_the_audio_can_hold_is_an_error_naming_the_file():
     audio = _bursts([(0.2, 0.6)], 1.0)
     for n in (60, 400):  # fewer and more words than there are 10 ms frames
-        with pytest.warns(AlignmentWarning, match="faster than anyone speaks"):
-            words = align_plain_text(" ".join(["word"] * n), audio, SR)
-        assert len(words) == n
-        _assert_well_formed(words, 1.0)
+        with pytest.raises(TranscriptError, match=r"talk\.txt.*longer than its audio"):
+            align_plain_text(" ".join(["word"] * n), audio, SR, path="talk.txt")
 
 
 def test_tokenize_drops_punctuation_and_marks_pauses():
@@ -251,6 +257,19 @@ def test_any_text_on_any_speech_gives_ordered_words(n_words, spans, seed):
     text = " ".join(["a", "word.", "extraordinary,", "the"][(k + seed) % 4] for k in range(n_words))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AlignmentWarning)
-        words = align_plain_text(text, audio, SR)
+        try:
+            words = align_plain_text(text, audio, SR)
+        except TranscriptError as e:  # refused only when the words could not be spoken in the bursts
+            assert "longer than its audio" in str(e)
+            assert n_words > 7 * _union_seconds([(a, min(a + d, 3.5)) for a, d in spans])
+            return
     assert len(words) == n_words
     _assert_well_formed(words, 3.5)
+
+
+def _union_seconds(spans: list[tuple[float, float]]) -> float:
+    total, end = 0.0, 0.0
+    for a, b in sorted(spans):
+        total += max(0.0, b - max(a, end))
+        end = max(end, b)
+    return total
