@@ -3,6 +3,12 @@
 A stage describes itself as a `Job` (what to save, what to optimise, how to
 turn a batch into a loss); this loop does the rest the same way for both, on one
 process or under torchrun.
+
+A run killed at any moment and started again with `resume=True` ends with the
+same weights, optimizer state, final logs and TensorBoard scalars as a run that
+was never killed (see `training.checkpoint` for how; TensorBoard events are flushed
+before each checkpoint, and a resumed run's writer purges the steps it will log again).
+The `fault_point` calls mark where tests kill it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from semges_core.dataset import WindowDataset
 from semges_core.errors import SemgesError
 
 from . import runtime
-from .checkpoint import Position, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Position, fault_point, remove_partial_writes, resume_latest, save_checkpoint
 
 # compute(batch, train) -> (loss to minimise, scalar logs); batch tensors are on the device.
 Compute = Callable[[dict[str, torch.Tensor], bool], tuple[torch.Tensor, dict[str, float]]]
@@ -61,12 +67,19 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def _log(writer, prefix: str, logs: dict[str, float], step: int) -> None:
+    for k, v in logs.items():
+        writer.add_scalar(f"{prefix}/{k}", v, step)
+
+
 @torch.no_grad()
 def validate(job: Job, loader, rt: runtime.Runtime) -> dict[str, float]:
     job.train_mode(False)
     sums: dict[str, float] = {}
     n = 0
-    for batch in loader:
+    for i, batch in enumerate(loader):
+        if i == 1:
+            fault_point("validate")
         batch = _to(batch, rt.device)
         with rt.autocast():
             _, logs = job.compute(batch, False)
@@ -88,27 +101,47 @@ def fit(job: Job, rt: runtime.Runtime, resume: bool, max_steps: int | None, prog
     opt = torch.optim.Adam(job.parameters, lr=job.lr, weight_decay=job.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=rt.amp and not torch.cuda.is_bf16_supported())
     ckpt_dir = job.out / "checkpoints"
+    if rt.is_main:
+        for p in remove_partial_writes(ckpt_dir):  # no write runs yet: these are from a killed run
+            tqdm.write(f"{job.name}: removed {p}, a checkpoint write that did not finish")
     pos = Position()
+    logs: dict[str, float] = {}   # the last step's train logs
+    val: dict[str, float] = {}    # the last validation's
+    resumed = None
     if resume:
-        path = latest_checkpoint(ckpt_dir)
-        if path is not None:
-            pos, _ = load_checkpoint(path, job.modules, opt, scaler, rt.device)
-            if rt.is_main:
-                tqdm.write(f"{job.name}: resuming from {path} (epoch {pos.epoch}, step {pos.step})")
-    writer = runtime.tensorboard(rt, job.out / "tb")
+        resumed = resume_latest(ckpt_dir, job.modules, opt, scaler, rt.device)
+        if resumed is not None:
+            pos = resumed.position
+            logs, val = resumed.logs.get("train", {}), resumed.logs.get("val", {})
+        if rt.is_main:
+            tqdm.write(f"{job.name}: resuming from {resumed.path} (epoch {pos.epoch}, step {pos.step})"
+                       if resumed is not None else f"{job.name}: no checkpoint in {ckpt_dir}, starting from scratch")
+    # On resume TensorBoard drops what the killed run logged from the checkpoint's step on;
+    # what was logged at that very step is logged again, the rest is recomputed.
+    writer = runtime.tensorboard(rt, job.out / "tb", purge_step=pos.step if resume else None)
+    if resumed is not None and writer is not None:
+        if pos.step % job.log_every == 0:
+            _log(writer, "train", logs, pos.step)
+        if pos.batch == 0 and pos.epoch > 0:  # an epoch-end checkpoint: validation logged at this step
+            _log(writer, "val", val, pos.step)
     steps_per_epoch = len(job.train_ds) // world_batch
     total = job.epochs * steps_per_epoch if max_steps is None else min(job.epochs * steps_per_epoch, max_steps)
     bar = tqdm(total=total, initial=min(pos.step, total), desc=job.name, disable=not (progress and rt.is_main),
                dynamic_ncols=True)
 
+    saved = vars(pos).copy() if resumed is not None else None  # the position the newest checkpoint holds
+
     def checkpoint() -> None:
+        nonlocal saved
+        if vars(pos) == saved:
+            return  # e.g. the final checkpoint right after an epoch's
         if rt.is_main:
-            save_checkpoint(ckpt_dir, pos, job.modules, opt, scaler, job.extra)
+            writer.flush()  # what a resume will not log again must be on disk before the checkpoint
+            save_checkpoint(ckpt_dir, pos, job.modules, opt, scaler, job.extra, logs={"train": logs, "val": val})
         rt.barrier()
+        saved = vars(pos).copy()
 
     t0 = time.perf_counter()
-    logs: dict[str, float] = {}
-    val: dict[str, float] = {}
     job.train_mode(True)
     stop = max_steps is not None and pos.step >= max_steps
     while pos.epoch < job.epochs and not stop:
@@ -128,9 +161,9 @@ def fit(job: Job, rt: runtime.Runtime, resume: bool, max_steps: int | None, prog
             pos.step += 1
             pos.batch += 1
             bar.update(1)
+            fault_point("step")
             if rt.is_main and pos.step % job.log_every == 0:
-                for k, v in logs.items():
-                    writer.add_scalar(f"train/{k}", v, pos.step)
+                _log(writer, "train", logs, pos.step)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in list(logs.items())[:4]})
             if pos.step % job.checkpoint_every == 0:
                 checkpoint()
@@ -139,18 +172,19 @@ def fit(job: Job, rt: runtime.Runtime, resume: bool, max_steps: int | None, prog
                 break
         if stop:
             break
+        fault_point("epoch_end")
         pos.epoch += 1
         pos.batch = 0
         if len(job.val_ds):
             val = validate(job, val_loader, rt)
             if rt.is_main:
-                for k, v in val.items():
-                    writer.add_scalar(f"val/{k}", v, pos.step)
+                _log(writer, "val", val, pos.step)
                 tqdm.write(f"{job.name} epoch {pos.epoch}/{job.epochs}: "
                            + ", ".join(f"val {k} {v:.4g}" for k, v in list(val.items())[:6]))
         checkpoint()
     bar.close()
     checkpoint()
+    fault_point("fit_done")
     if writer is not None:
         writer.close()
     return Result(pos.step, pos.epoch, time.perf_counter() - t0, logs, val)

@@ -115,10 +115,10 @@ def make_loader(dataset: Dataset, rt: Runtime, batch_size: int, shuffle: bool, s
     return loader, sampler
 
 
-def tensorboard(rt: Runtime, directory: str | Path):
-    """A SummaryWriter on rank 0, None elsewhere."""
+def tensorboard(rt: Runtime, directory: str | Path, purge_step: int | None = None):
+    """A SummaryWriter on rank 0, None elsewhere; `purge_step` hides earlier runs' events from that step on."""
     if not rt.is_main:
         return None
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(str(directory))
+    return SummaryWriter(str(directory), purge_step=purge_step)
