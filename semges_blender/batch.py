@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", required=True, help="an audio file, or a folder of them")
     p.add_argument("--transcript", help="the transcript (default: beside the audio, same name); a folder for a folder")
     p.add_argument("--armature", help="target armature object (default: the scene's only armature)")
-    p.add_argument("--preset", default="auto", help="auto, beat, mixamo, rigify_metarig, rigify_deform or a .json")
+    p.add_argument("--preset", default="auto", help="auto, beat, mixamo, rigify_metarig, rigify_fk, rigify_deform or a .json")
     p.add_argument("--model", default="", help="model bundle (default: the demo model)")
     p.add_argument("--speaker", default="")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))

@@ -7,20 +7,25 @@ removed `Action.fcurves`. `_FCurveSink` hides the difference. Keys are written w
 
 `apply_motion` checks everything (armature, mapping, bone names) and computes every
 key before it touches the scene; if writing fails half-way, it removes the new action
-and restores what it changed, so a failure leaves the scene as it was.
+and restores what it changed, so a failure leaves the scene as it was. Where
+constraints move the bones between mapped ones and the root (a generated Rigify rig),
+the keys are solved by Blender's own evaluation (`constrained`), and a mapping's pose
+properties (Rigify's IK/FK switches) are set and keyed with them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import bpy
 import numpy as np
 
+from .constrained import constrained_ancestors, solve_through_constraints
 from .errors import MappingError, MissingBonesError
 from .presets import BoneMapping, detect_mapping, get_mapping, resolve_bones
-from .retarget import pose_quaternions, read_target_rig
+from .retarget import armature_targets, pose_quaternions, read_target_rig
 from .source import SourceMotion
 
 SLOTTED_ACTIONS = bpy.app.version >= (4, 4, 0)
@@ -124,7 +129,8 @@ def resolve_mapping(obj: bpy.types.Object, preset: str | BoneMapping | Path | No
 
 def apply_motion(obj: bpy.types.Object, motion: SourceMotion, preset: str | BoneMapping | Path | None = "auto", *,
                  scene: bpy.types.Scene | None = None, start_frame: int = 1, action_name: str = "Gestures",
-                 allow_missing: bool = False, scene_range: str = "extend") -> ApplyResult:
+                 allow_missing: bool = False, scene_range: str = "extend",
+                 on_solve_frame: Callable[[int, int], None] | None = None) -> ApplyResult:
     """Retarget `motion` onto armature `obj` and key it as a new Action named `action_name`.
 
     The motion is resampled (slerp) to the scene's frame rate and keyed from
@@ -132,6 +138,7 @@ def apply_motion(obj: bpy.types.Object, motion: SourceMotion, preset: str | Bone
     (whose rotation mode becomes QUATERNION). Earlier actions are kept: generated ones and
     the one replaced on the armature get a fake user, so saving the file keeps them.
     scene_range: "keep" the scene's frame range, "extend" it to cover the keys, or "fit" it to them.
+    on_solve_frame(done, total): progress of solving through a rig's constraints (it may raise to cancel).
     """
     scene = scene or bpy.context.scene
     if obj is None or obj.type != 'ARMATURE':
@@ -153,7 +160,15 @@ def apply_motion(obj: bpy.types.Object, motion: SourceMotion, preset: str | Bone
     fps = scene_fps(scene)
     bpy.context.view_layer.update()  # matrix_world of an object moved by a script since the last redraw
     src = motion if abs(motion.fps - fps) < 1e-9 else motion.resample(fps)
-    quats = pose_quaternions(read_target_rig(obj), src, bones)  # every key, before any change
+    props = [(b, p, float(v)) for b, values in mapping.properties.items() if b in obj.pose.bones
+             for p, v in values.items() if p in obj.pose.bones[b]]
+    props_missing = [f"{b}[{p!r}]" for b, values in mapping.properties.items() for p in values
+                     if b not in obj.pose.bones or p not in obj.pose.bones[b]]
+    rig = read_target_rig(obj)
+    if constrained_ancestors(obj, bones.values()):  # every key, before any change
+        quats = solve_through_constraints(obj, rig, armature_targets(rig, src, bones), on_solve_frame, props)
+    else:
+        quats = pose_quaternions(rig, src, bones)
     frames = np.arange(src.n_frames, dtype=np.float64) + start_frame
 
     # ---- from here on the scene changes; undo it all on failure
@@ -162,6 +177,7 @@ def apply_motion(obj: bpy.types.Object, motion: SourceMotion, preset: str | Bone
     old_slot = obj.animation_data.action_slot if (had_anim and SLOTTED_ACTIONS) else None
     old_modes = {name: obj.pose.bones[name].rotation_mode for name in quats}
     old_range = (scene.frame_start, scene.frame_end)
+    old_props = [(b, p, obj.pose.bones[b][p]) for b, p, _ in props]
     # The action we replace would have no user left and be dropped on save: keep it.
     protect = old_action is not None and not old_action.use_fake_user and old_action.users <= 1
     action = bpy.data.actions.new(action_name)
@@ -174,6 +190,10 @@ def apply_motion(obj: bpy.types.Object, motion: SourceMotion, preset: str | Bone
             path = f'pose.bones["{bpy.utils.escape_identifier(name)}"].rotation_quaternion'
             for i in range(4):
                 write_keys(sink.new(path, i, name), frames, q[:, i])
+        for bone, prop, value in props:  # e.g. Rigify's arms to FK, keyed so the action carries it
+            path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"]["{bpy.utils.escape_identifier(prop)}"]'
+            write_keys(sink.new(path, 0, bone), frames[:1], np.array([value]))
+            obj.pose.bones[bone][prop] = value
         for name in quats:
             obj.pose.bones[name].rotation_mode = 'QUATERNION'
         if obj.animation_data is None:
@@ -185,6 +205,8 @@ def apply_motion(obj: bpy.types.Object, motion: SourceMotion, preset: str | Bone
         elif scene_range == "extend":
             scene.frame_start, scene.frame_end = min(scene.frame_start, int(start_frame)), max(scene.frame_end, end)
     except BaseException:
+        for bone, prop, value in old_props:
+            obj.pose.bones[bone][prop] = value
         for name, mode in old_modes.items():
             obj.pose.bones[name].rotation_mode = mode
         if had_anim:
@@ -199,4 +221,6 @@ def apply_motion(obj: bpy.types.Object, motion: SourceMotion, preset: str | Bone
         bpy.data.actions.remove(action)
         raise
     warnings = [f"{len(missing)} mapped bone(s) missing and skipped: {', '.join(missing)}"] if missing else []
+    if props_missing:
+        warnings.append(f"mapping {mapping.name!r} sets properties this rig lacks: {', '.join(props_missing)}")
     return ApplyResult(action, mapping.name, list(quats), int(start_frame), end, fps, missing, warnings)

@@ -90,6 +90,12 @@ class SEMGES_OT_generate(bpy.types.Operator):
         if context.workspace is not None:
             context.workspace.status_text_set(None if text is None else f"SemGes: {text}  (Esc to cancel)")
 
+    def _solving(self, context, done: int, total: int) -> None:
+        """Progress while a constrained rig (Rigify) is keyed, a few seconds a minute of motion."""
+        if done % 100 == 0 or done == total:
+            context.window_manager.progress_update(int(100 * done / total))
+            self._status(context, f"keying through the rig's constraints, frame {done}/{total}")
+
     def _end(self, context) -> None:
         wm = context.window_manager
         wm.event_timer_remove(self._timer)
@@ -114,7 +120,8 @@ class SEMGES_OT_generate(bpy.types.Operator):
         try:
             if state.error or state.cancelled:
                 raise SemgesError(state.error or "generation was cancelled")
-            result = pipeline.finish(self._prepared, state.result, context.scene)
+            result = pipeline.finish(self._prepared, state.result, context.scene,
+                                     on_solve_frame=lambda done, total: self._solving(context, done, total))
         except SemgesError as e:
             self._end(context)
             self.report({'ERROR'}, str(e))

@@ -154,8 +154,12 @@ def prepare(options: GenerateOptions, scene: bpy.types.Scene | None = None) -> P
     return Prepared(request, python, workdir, options, scene.name)
 
 
-def finish(prepared: Prepared, worker_result: dict, scene: bpy.types.Scene | None = None) -> ApplyResult:
-    """Key the worker's motion onto the rig (and add the sound); the scene is unchanged if this fails."""
+def finish(prepared: Prepared, worker_result: dict, scene: bpy.types.Scene | None = None,
+           on_solve_frame=None) -> ApplyResult:
+    """Key the worker's motion onto the rig (and add the sound); the scene is unchanged if this fails.
+
+    on_solve_frame(done, total): progress while keys are solved through the rig's constraints.
+    """
     scene = scene or bpy.data.scenes.get(prepared.scene_name) or bpy.context.scene
     o = prepared.options
     obj = bpy.data.objects.get(o.armature)
@@ -165,7 +169,8 @@ def finish(prepared: Prepared, worker_result: dict, scene: bpy.types.Scene | Non
     preset = _preset(o.preset)
     name = o.action_name or Path(prepared.request.audio).stem
     result = apply_motion(obj, motion, preset, scene=scene, start_frame=o.start_frame, action_name=name,
-                          allow_missing=o.allow_missing, scene_range=o.scene_range)
+                          allow_missing=o.allow_missing, scene_range=o.scene_range,
+                          on_solve_frame=on_solve_frame)
     result.warnings[:0] = [str(w) for w in worker_result.get("warnings", [])]  # e.g. a doubtful transcript
     if o.add_audio:
         try:

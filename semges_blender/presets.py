@@ -25,7 +25,7 @@ from semges_core.fileio import atomic_write
 from .errors import MappingError
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
-BUILTIN_PRESETS: tuple[str, ...] = ("beat", "mixamo", "rigify_metarig", "rigify_deform")
+BUILTIN_PRESETS: tuple[str, ...] = ("beat", "mixamo", "rigify_metarig", "rigify_fk", "rigify_deform")
 # A preset is auto-detected when at least this fraction of its bones is present.
 DETECT_THRESHOLD = 0.6
 
@@ -44,6 +44,9 @@ class BoneMapping:
     label: str = ""
     description: str = ""
     source: str = field(default="", compare=False)  # file it came from, for messages
+    # Pose-bone custom properties to set and key with the motion, {bone: {property: value}}:
+    # a generated Rigify rig must have its arms in FK ("IK_FK": 1.0) for FK keys to show.
+    properties: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         where = self.source or self.name
@@ -63,8 +66,18 @@ class BoneMapping:
                 raise MappingError(f"mapping {where!r}: bone {b!r} is the target of both {seen[b]} and {j}")
             seen[b] = j
 
+        for bone, values in self.properties.items():
+            if not isinstance(values, Mapping) or not all(
+                    isinstance(p, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                    for p, v in values.items()):
+                raise MappingError(f"mapping {where!r}: \"properties\" of {bone!r} must map property names "
+                                   "to numbers")
+
     def to_json(self) -> dict:
-        return {"name": self.name, "label": self.label, "description": self.description, "bones": dict(self.bones)}
+        out = {"name": self.name, "label": self.label, "description": self.description, "bones": dict(self.bones)}
+        if self.properties:
+            out["properties"] = {b: dict(v) for b, v in self.properties.items()}
+        return out
 
 
 def mapping_from_dict(data: Mapping, source: str = "") -> BoneMapping:
@@ -72,8 +85,11 @@ def mapping_from_dict(data: Mapping, source: str = "") -> BoneMapping:
         raise MappingError(f"{source or 'mapping'}: expected a JSON object with a \"bones\" object "
                            "mapping BEAT joints to bone names")
     name = str(data.get("name") or Path(source).stem or "custom")
+    properties = data.get("properties", {})
+    if not isinstance(properties, Mapping):
+        raise MappingError(f"{source or name}: \"properties\" must be an object of {{bone: {{property: number}}}}")
     return BoneMapping(name, dict(data["bones"]), str(data.get("label", name)), str(data.get("description", "")),
-                       source)
+                       source, {str(b): dict(v) if isinstance(v, Mapping) else v for b, v in properties.items()})
 
 
 def mapping_from_rows(rows: Iterable[tuple[str, str]], name: str = "custom", label: str = "",

@@ -159,13 +159,12 @@ def rest_corrections(rig: TargetRig, source: SourceMotion, bones: dict[str, str]
     return out
 
 
-def pose_quaternions(rig: TargetRig, source: SourceMotion, bones: dict[str, str]) -> dict[str, np.ndarray]:
-    """Pose-bone rotation_quaternion (T, 4) per mapped target bone, continuous in sign over time.
+def armature_targets(rig: TargetRig, source: SourceMotion, bones: dict[str, str]) -> dict[int, np.ndarray]:
+    """The orientation (T, 3, 3) in armature space each mapped bone must reach, by bone index.
 
     `bones` maps BEAT joints to bone names that exist in `rig`; `source` is already at
     the frame rate to be keyed.
     """
-    T = source.n_frames
     C = BEAT_TO_BLENDER
     turn = facing_turn(rig, source, bones)
     corr = rest_corrections(rig, source, bones, turn)
@@ -178,7 +177,17 @@ def pose_quaternions(rig: TargetRig, source: SourceMotion, bones: dict[str, str]
         left = Ro.T @ turn @ C  # (3, 3)
         right = C.T @ turn.T @ corr[joint] @ Ro @ rig.rest[b]  # (3, 3)
         target[b] = left @ glob[:, source.index(joint)] @ right  # (T, 3, 3)
+    return target
 
+
+def pose_quaternions(rig: TargetRig, source: SourceMotion, bones: dict[str, str]) -> dict[str, np.ndarray]:
+    """Pose-bone rotation_quaternion (T, 4) per mapped target bone, continuous in sign over time.
+
+    Exact where the bones between mapped ones follow the hierarchy alone; where constraints
+    move them (a generated Rigify rig), `semges_blender.constrained` solves through Blender.
+    """
+    T = source.n_frames
+    target = armature_targets(rig, source, bones)
     # Walk the hierarchy: posed orientation P of every bone on a path to a mapped bone.
     needed = set()
     for b in target:
