@@ -34,6 +34,7 @@ def test_run_all_quick_writes_every_table_and_leaves_the_real_results_alone():
         assert k["bones"] == 47 and k["frames"] == 300
         assert k["max_pose_difference_m"] < 1e-4, "our keys and the BVH importer's pose the rig alike"
         assert all(v > 0 for v in k["median_seconds"].values())
+        assert k["rigify_fk_bones"] == 43 and k["rigify_fk_seconds"] > 0
 
     training = json.loads((results / "training_cpu.json").read_text())["results"]["small (demo model)"]
     for stage in ("stage 1", "stage 2"):
