@@ -47,7 +47,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -746,6 +746,11 @@ class WindowDataset(torch.utils.data.Dataset):
     scalars). Float fields are float32, integer fields int64 (ready for embedding
     lookups). `normalize=True` standardises rot6d and euler with the cache's
     train-split statistics. Only the window's rows are read from the memory maps.
+
+    `frame_files` adds per-frame arrays kept outside the cache (name -> `.npy` with one
+    row per cache frame, in the cache's order), such as precomputed audio features;
+    they are sliced like the cache's own frame fields and opened per process, so
+    pickling the dataset (spawned DataLoader workers) sends paths, not data.
     """
 
     def __init__(
@@ -754,10 +759,19 @@ class WindowDataset(torch.utils.data.Dataset):
         split: str = "train",
         fields: Sequence[str] = DEFAULT_FIELDS,
         normalize: bool = False,
+        frame_files: Mapping[str, str | Path] | None = None,
     ) -> None:
         unknown = [f for f in fields if f not in WINDOW_FIELDS]
         if unknown:
             raise ValueError(f"unknown fields {unknown}; available: {', '.join(WINDOW_FIELDS)}")
+        self.frame_files = {name: Path(p) for name, p in (frame_files or {}).items()}
+        clash = sorted(set(self.frame_files) & {*WINDOW_FIELDS, "speaker", "take", "start"})
+        if clash:
+            raise ValueError(f"frame_files {clash} would shadow the dataset's own fields")
+        for name, path in self.frame_files.items():
+            rows = np.load(path, mmap_mode="r").shape[:1]
+            if rows != (cache.n_frames,):
+                raise ValueError(f"{path}: {rows[0] if rows else 0} rows for {cache.n_frames} cache frames")
         self.cache = cache
         self.split = split
         self.fields = tuple(fields)
@@ -765,6 +779,18 @@ class WindowDataset(torch.utils.data.Dataset):
         self.windows = np.ascontiguousarray(cache.windows_of(split))  # (n, 3)
         self.window = cache.config.window
         self.audio_len = audio_window_samples(cache.config)
+        self._frame_arrays: dict[str, np.ndarray] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_frame_arrays"] = {}
+        return state
+
+    def _frame_array(self, name: str) -> np.ndarray:
+        arr = self._frame_arrays.get(name)
+        if arr is None:
+            arr = self._frame_arrays[name] = np.load(self.frame_files[name], mmap_mode="r")
+        return arr
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -784,6 +810,10 @@ class WindowDataset(torch.utils.data.Dataset):
                     x = cache.stats[name].normalize(x).astype(np.float32)
             t = torch.from_numpy(x)
             item[name] = t.long() if not t.is_floating_point() else t
+        for name in self.frame_files:
+            x = np.array(self._frame_array(name)[first : first + self.window])
+            t = torch.from_numpy(x)
+            item[name] = t.float() if t.is_floating_point() else t.long()
         item["speaker"] = torch.tensor(int(cache.take_speaker[take]), dtype=torch.int64)
         item["take"] = torch.tensor(take, dtype=torch.int64)
         item["start"] = torch.tensor(start, dtype=torch.int64)

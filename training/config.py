@@ -77,6 +77,11 @@ class Stage2Section:
     grad_clip: float = 0.5
     model: GeneratorConfig = field(default_factory=GeneratorConfig)
     audio: AudioFeatureConfig = field(default_factory=lambda: AudioFeatureConfig(kind="hubert", hubert_path="facebook/hubert-base-ls960"))
+    # true: the frozen front end runs once per take, as at inference (whole take, 20-s chunks
+    # with context), into <data.cache_dir>/audio_features/; steps read window slices of it.
+    # false: it runs on every batch's 34-frame windows alone (how the demo model was trained;
+    # far slower with HuBERT, and each frame sees only its window's 2.27 s of audio).
+    precompute_audio: bool = True
     text: TextSection = field(default_factory=TextSection)
     loss: Stage2LossConfig = field(default_factory=Stage2LossConfig)
 

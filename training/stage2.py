@@ -5,7 +5,9 @@
 
 Needs stage 1's `stage1.safetensors`. Writes resumable checkpoints and TensorBoard
 logs under `<stage2.out>/`, and at the end the model bundle `<stage2.out>/model.safetensors`
-(see `training.export_bundle`).
+(see `training.export_bundle`). With `stage2.precompute_audio` (the default) the frozen
+audio front end's features are computed once per take, before training starts, beside
+the dataset cache (see `training.audio_feature_cache`).
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from semges_core.model.priors import load_priors
 from semges_core.word_vectors import WordVectors, open_word_vectors
 
 from . import runtime
+from .audio_feature_cache import AudioFeatureFile, load_features
 from .config import TrainConfig, config_to_dict, stage_main
 from .loop import Job, fit
 from .stage1 import open_dataset
 
 FIELDS = ("rot6d", "word", "sem_score", "audio")
+AUDIO_FEATURES = "audio_features"  # the batch key of precomputed front-end features
 
 
 def priors_path(config: TrainConfig) -> Path:
@@ -63,16 +67,34 @@ class Stage2:
     def __init__(self, config: TrainConfig, cache: Cache, rt: runtime.Runtime) -> None:
         s = config.stage2
         self.config, self.cache, self.rt = config, cache, rt
-        self.audio = make_audio_features(s.audio).to(rt.device).eval()
+        self.audio: torch.nn.Module | None = make_audio_features(s.audio).to(rt.device).eval()
+        self.features: AudioFeatureFile | None = None
         self.vectors = open_word_vectors(s.text.vectors)
         self.table = vocabulary_table(cache, self.vectors).to(rt.device)
         self.generator = build_generator(config, cache, self.audio.dim, self.vectors.dim).to(rt.device)
         self.model = (DistributedDataParallel(self.generator, find_unused_parameters=not s.loss.coherence)
                       if rt.distributed else self.generator)
 
+    def datasets(self, progress: bool = True) -> tuple[WindowDataset, WindowDataset]:
+        """Train and val windows. With `precompute_audio` this first builds (or reuses) the
+        per-take features and lets the front end go: steps only read slices of them."""
+        if self.config.stage2.precompute_audio and self.features is None:
+            self.features = load_features(self.cache, self.config.stage2.audio, self.audio, self.rt, progress)
+            self.audio = None  # e.g. HuBERT's 95M weights: no longer needed on the device
+        if self.features is not None:
+            fields = tuple(f for f in FIELDS if f != "audio")
+            files = {AUDIO_FEATURES: self.features.path}
+        else:
+            fields, files = FIELDS, None
+        return tuple(WindowDataset(self.cache, split, fields=fields, normalize=True, frame_files=files)
+                     for split in ("train", "val"))
+
     def inputs(self, batch: dict[str, torch.Tensor]):
         window = batch["rot6d"].shape[1]
-        feats = self.audio(batch["audio"], window)  # (B, T, A), no gradients: the front end is fixed
+        if self.audio is None:
+            feats = batch[AUDIO_FEATURES]  # (B, T, A): the take's features, as inference computes them
+        else:
+            feats = self.audio(batch["audio"], window)  # (B, T, A), no gradients: the front end is fixed
         word = batch["word"].clone()
         word[word < 0] = self.table.shape[0] - 1
         return feats, self.table[word], batch["speaker"]  # (B, T, A), (B, T, text_dim), (B,)
@@ -102,11 +124,11 @@ def train_stage2(config: TrainConfig, resume: bool = False, max_steps: int | Non
         cache = open_dataset(config, rt)
         st = Stage2(config, cache, rt)
         s = config.stage2
+        train_ds, val_ds = st.datasets(progress)  # before fit: a kill during it leaves nothing read later
         job = Job(
             name="stage 2", out=Path(s.out), modules={"generator": st.generator},
             parameters=st.generator.trainable_parameters(),
-            train_ds=WindowDataset(cache, "train", fields=FIELDS, normalize=True),
-            val_ds=WindowDataset(cache, "val", fields=FIELDS, normalize=True),
+            train_ds=train_ds, val_ds=val_ds,
             compute=st.compute, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, weight_decay=s.weight_decay,
             grad_clip=s.grad_clip, seed=config.seed, workers=config.data.workers,
             checkpoint_every=config.checkpoint_every, log_every=config.log_every,
