@@ -36,11 +36,14 @@ SEGMENTS = tuple((f"{s}{a}", f"{s}{b}") for s in "RL" for a, b in (
 @pytest.fixture
 def rigify_rig(scene_at_30fps):
     bpy.ops.preferences.addon_enable(module="rigify")
-    bpy.ops.object.armature_human_metarig_add()
-    bpy.ops.pose.rigify_generate()
-    rig = bpy.context.view_layer.objects.active
-    assert rig.name == "rig" and "upper_arm_fk.L" in rig.pose.bones
-    return rig
+    try:
+        bpy.ops.object.armature_human_metarig_add()
+        bpy.ops.pose.rigify_generate()
+        rig = bpy.context.view_layer.objects.active
+        assert rig.name == "rig" and "upper_arm_fk.L" in rig.pose.bones
+        yield rig
+    finally:
+        bpy.ops.preferences.addon_disable(module="rigify")  # (the 4.2 module's exit crash: see conftest)
 
 
 @pytest.fixture(scope="module")
