@@ -120,27 +120,30 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process (since start, or since `reset_peak_rss`)."""
+def _status_mib(field: str) -> float | None:
+    """A memory line of /proc/self/status (Linux), in MiB."""
     try:
         for line in Path(f"/proc/{os.getpid()}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    import resource
+    return None
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process (since start, or since `reset_peak_rss`)."""
+    peak = _status_mib("VmHWM")
+    if peak is None:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak
 
 
 def rss_mib() -> float:
-    try:
-        for line in Path(f"/proc/{os.getpid()}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    rss = _status_mib("VmRSS")
+    return float("nan") if rss is None else rss
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
