@@ -16,7 +16,8 @@ from semges_blender.constrained import SOLVER_TAG, constrained_ancestors  # noqa
 from semges_blender.keyframes import action_fcurves, apply_motion  # noqa: E402
 from semges_blender.presets import builtin_mapping  # noqa: E402
 from semges_blender.source import SourceMotion  # noqa: E402
-from test_blender_common import direction_errors, gesture_motion, scene_at_30fps  # noqa: E402,F401  (fixture)
+from test_blender_common import (EXAMPLE_TG, EXAMPLE_WAV, direction_errors, gesture_motion,  # noqa: E402,F401
+                                 registered_addon, scene_at_30fps)
 
 pytestmark = pytest.mark.blender
 
@@ -123,3 +124,20 @@ def test_a_failure_while_solving_leaves_the_rig_as_it_was(rigify_rig, motion):
     assert _constraint_counts(rig) == constraints
     assert rig.pose.bones["upper_arm_parent.L"]["IK_FK"] == 0.0
     assert {pb.name: (tuple(pb.rotation_quaternion), pb.rotation_mode) for pb in rig.pose.bones} == before
+
+
+def test_generate_gestures_on_a_rigify_rig(registered_addon, rigify_rig, tiny_bundle):
+    """The button an animator presses, on the rig they have: speech in, FK keys out."""
+    rig = rigify_rig
+    s = bpy.context.scene.semges
+    s.audio_path, s.transcript_source, s.transcript_path = str(EXAMPLE_WAV), 'FILE', str(EXAMPLE_TG)
+    s.armature, s.model_path, s.device, s.add_audio = rig, str(tiny_bundle), 'cpu', False
+    assert s.preset == "auto"
+    objects = len(bpy.data.objects)
+    assert bpy.ops.semges.generate() == {'FINISHED'}  # background mode: synchronous
+    action = rig.animation_data.action
+    assert action.name == "speech"
+    paths = {fc.data_path for fc in action_fcurves(action, rig)}
+    assert 'pose.bones["upper_arm_fk.R"].rotation_quaternion' in paths
+    assert 'pose.bones["upper_arm_parent.R"]["IK_FK"]' in paths
+    assert len(bpy.data.objects) == objects
