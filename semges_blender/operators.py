@@ -240,7 +240,7 @@ class SEMGES_OT_fill_mapping(bpy.types.Operator):
         except SemgesError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
-        set_rows(s, mapping_rows(mapping, [b.name for b in s.armature.data.bones]))
+        set_rows(s, mapping_rows(mapping, [b.name for b in s.armature.data.bones]), mapping.properties)
         s.preset = "custom"
         self.report({'INFO'}, f"SemGes: {len(s.mapping_rows)} rows from {mapping.name}; edit them, they are now "
                               "the mapping used")
@@ -294,7 +294,7 @@ class SEMGES_OT_load_preset(bpy.types.Operator, ImportHelper):
         except SemgesError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
-        set_rows(s, mapping_rows(mapping))
+        set_rows(s, mapping_rows(mapping), mapping.properties)
         s.preset = "custom"
         self.report({'INFO'}, f"SemGes: loaded {mapping.name} ({len(s.mapping_rows)} rows)")
         return {'FINISHED'}

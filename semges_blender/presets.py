@@ -93,10 +93,12 @@ def mapping_from_dict(data: Mapping, source: str = "") -> BoneMapping:
 
 
 def mapping_from_rows(rows: Iterable[tuple[str, str]], name: str = "custom", label: str = "",
-                      description: str = "", source: str = "") -> BoneMapping:
+                      description: str = "", source: str = "",
+                      properties: Mapping[str, Mapping[str, float]] | None = None) -> BoneMapping:
     """A mapping from (BEAT joint, target bone) rows, e.g. the panel's; an empty target means unmapped."""
     bones = {joint: bone.strip() for joint, bone in rows if bone.strip()}
-    return BoneMapping(name, bones, label or name, description, source or name)
+    return BoneMapping(name, bones, label or name, description, source or name,
+                       {b: dict(v) for b, v in (properties or {}).items()})
 
 
 def mapping_rows(mapping: BoneMapping, bone_names: Iterable[str] | None = None) -> list[tuple[str, str]]:

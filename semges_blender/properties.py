@@ -1,5 +1,6 @@
 """The panel's settings, stored on the scene (`scene.semges`): a schema with names, descriptions, limits."""
 
+import json
 
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
@@ -51,6 +52,9 @@ class SemgesSettings(bpy.types.PropertyGroup):
                                  description="A custom bone mapping (.json), e.g. one saved with Save Mapping")
     mapping_rows: CollectionProperty(type=SemgesMappingRow, name="Custom Mapping",
                                      description="The custom mapping edited in the panel (preset Custom)")
+    # The pose properties of the preset the rows came from, as JSON (BoneMapping.properties:
+    # e.g. Rigify's IK/FK switches), so editing a preset's rows keeps what the rig needs.
+    mapping_properties: StringProperty(name="Mapping Properties", default="{}", options={'HIDDEN'})
     show_mapping_rows: BoolProperty(name="Show Mapping", default=True,
                                     description="Show the custom mapping's rows")
     allow_missing: BoolProperty(name="Skip Missing Bones", default=False,
@@ -92,8 +96,13 @@ def options_from_settings(s: SemgesSettings, python: str = "") -> GenerateOption
 
 def rows_mapping(s: SemgesSettings, name: str = "custom") -> BoneMapping:
     """The mapping the panel's rows stand for (rows with an empty bone are unmapped)."""
+    try:
+        properties = json.loads(s.mapping_properties or "{}")
+    except json.JSONDecodeError:
+        properties = {}
     return mapping_from_rows([(r.joint, r.bone) for r in s.mapping_rows], name=name,
-                             source="the panel's custom mapping")
+                             source="the panel's custom mapping",
+                             properties=properties if isinstance(properties, dict) else {})
 
 
 def custom_mapping(s: SemgesSettings) -> BoneMapping:
@@ -105,8 +114,9 @@ def custom_mapping(s: SemgesSettings) -> BoneMapping:
     return load_mapping(bpy.path.abspath(s.mapping_path))
 
 
-def set_rows(s: SemgesSettings, rows) -> None:
-    """Replace the panel's rows with (BEAT joint, bone) pairs."""
+def set_rows(s: SemgesSettings, rows, properties: dict | None = None) -> None:
+    """Replace the panel's rows with (BEAT joint, bone) pairs, and the pose properties that go with them."""
+    s.mapping_properties = json.dumps(properties or {})
     s.mapping_rows.clear()
     for joint, bone in rows:
         row = s.mapping_rows.add()

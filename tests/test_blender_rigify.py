@@ -141,3 +141,25 @@ def test_generate_gestures_on_a_rigify_rig(registered_addon, rigify_rig, tiny_bu
     assert 'pose.bones["upper_arm_fk.R"].rotation_quaternion' in paths
     assert 'pose.bones["upper_arm_parent.R"]["IK_FK"]' in paths
     assert len(bpy.data.objects) == objects
+
+
+def test_editing_the_rigify_presets_rows_keeps_its_fk_switch(registered_addon, rigify_rig, tmp_path):
+    """Fill from Preset, edit, save, load: the rows carry the preset's pose properties along."""
+    import json
+
+    from semges_blender.properties import custom_mapping
+
+    rig = rigify_rig
+    s = bpy.context.scene.semges
+    s.armature = rig
+    assert bpy.ops.semges.fill_mapping(preset="rigify_fk") == {'FINISHED'}
+    assert s.preset == "custom"
+    expected = builtin_mapping("rigify_fk").properties
+    assert custom_mapping(s).properties == expected
+    path = tmp_path / "my_rigify.json"
+    assert bpy.ops.semges.save_preset(filepath=str(path)) == {'FINISHED'}
+    assert json.loads(path.read_text())["properties"] == expected
+    s.mapping_rows.clear()
+    assert bpy.ops.semges.load_preset(filepath=str(path)) == {'FINISHED'}
+    result = apply_motion(rig, SourceMotion.from_motion(gesture_motion(fps=30.0, seconds=0.5)), custom_mapping(s))
+    assert rig.pose.bones["upper_arm_parent.R"]["IK_FK"] == 1.0 and result.warnings == []
