@@ -20,13 +20,13 @@ RESULTS = Path(os.environ.get("SEMGES_BENCHMARK_RESULTS") or REPO / "benchmarks"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from semges_core.textgrid import Word  # noqa: E402
+from semges_core.formats.textgrid import Word  # noqa: E402
 
 
 def long_input(seconds: float, tmp: Path) -> tuple[Path, list[Word]]:
     """The example speech repeated to `seconds` (a real 16 kHz wav), with its words shifted along."""
-    from semges_core.audio import load_audio, write_wav
-    from semges_core.textgrid import read_textgrid, words_from_textgrid
+    from semges_core.speech.audio import load_audio, write_wav
+    from semges_core.formats.textgrid import read_textgrid, words_from_textgrid
 
     audio = load_audio(REPO / "examples" / "speech.wav")
     words = words_from_textgrid(read_textgrid(REPO / "examples" / "speech.TextGrid"))
@@ -55,12 +55,12 @@ def paper_bundle(tmp: Path) -> Path:
     """A paper-size bundle (12 x 256 fusion, 256 x 512 codebooks, HuBERT base) with random weights."""
     import torch
 
-    from semges_core.audio_features import AudioFeatureConfig
+    from semges_core.speech.features import AudioFeatureConfig
     from semges_core.bundle import save_bundle
     from semges_core.model.generator import GeneratorConfig, SemGesGenerator
     from semges_core.model.vqvae import MotionVQVAE, VQVAEConfig
-    from semges_core.normalization import NormStats
-    from semges_core.word_vectors import TableVectors
+    from semges_core.motion.normalization import NormStats
+    from semges_core.speech.word_vectors import TableVectors
 
     hubert = random_hubert_base(tmp / "hubert-base-random")
     torch.manual_seed(0)

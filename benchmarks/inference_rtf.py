@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (long_input, machine, machine_line, markdown_table, paper_bundle, peak_rss_mib,  # noqa: E402
                     reset_peak_rss, rss_mib, write_result)
 
-from semges_core.audio import load_audio  # noqa: E402
+from semges_core.speech.audio import load_audio  # noqa: E402
 from semges_core.bundle import default_bundle_path, load_bundle  # noqa: E402
-from semges_core.bvh import write_bvh  # noqa: E402
+from semges_core.formats.bvh import write_bvh  # noqa: E402
 from semges_core.inference import generate  # noqa: E402
-from semges_core.motion_npz import save_motion_npz  # noqa: E402
+from semges_core.formats.npz import save_motion_npz  # noqa: E402
 
 STAGES = ("load model", "audio load", "audio features", "text", "generator", "decode", "export")
 

@@ -36,18 +36,19 @@ import bpy  # noqa: E402
 
 from semges_blender.keyframes import apply_motion  # noqa: E402
 from semges_blender.presets import BoneMapping  # noqa: E402
-from semges_blender.source import SourceMotion, matrix_to_quat  # noqa: E402
-from semges_core.skeleton import UPPER_BODY_JOINTS, Skeleton  # noqa: E402
+from semges_blender.source import SourceMotion  # noqa: E402
+from semges_core.motion.rotations import matrix_to_quat  # noqa: E402
+from semges_core.motion.skeleton import UPPER_BODY_JOINTS, Skeleton  # noqa: E402
 
 CHECK_BONES = ("RHand", "LHand", "RHandI3", "LHandT3", "Neck1")
 
 
 def upper_body_motion(seconds: float, tmp: Path):
     """The demo model's gestures for `seconds` of speech, on the 47-joint upper-body skeleton."""
-    from semges_core.audio import load_audio
+    from semges_core.speech.audio import load_audio
     from semges_core.bundle import default_bundle_path, load_bundle
     from semges_core.inference import generate
-    from semges_core.motion import Motion
+    from semges_core.motion.clip import Motion
 
     wav, words = long_input(seconds, tmp)
     full = generate(load_bundle(default_bundle_path()), load_audio(wav), words, fps=30.0, device="cpu").motion
@@ -112,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--repeats", type=int, default=3, help="runs of each; the median is reported")
     args = p.parse_args(argv)
-    from semges_core.bvh import write_bvh
-    from semges_core.motion_npz import save_motion_npz
+    from semges_core.formats.bvh import write_bvh
+    from semges_core.formats.npz import save_motion_npz
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import REPO, machine, machine_line, markdown_table, random_hubert_base, write_result  # noqa: E402
 
-from semges_core.dataset import index_dataset  # noqa: E402
-from semges_core.tensor_files import read_meta  # noqa: E402
+from semges_core.data.dataset import index_dataset  # noqa: E402
+from semges_core.formats.tensor_files import read_meta  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.stage1 import train_stage1  # noqa: E402
 from training.stage2 import train_stage2  # noqa: E402
@@ -41,7 +41,7 @@ def dataset(tmp: Path, takes: int, take_seconds: float) -> Path:
 
 def random_vectors(tmp: Path, dim: int) -> Path:
     """A .npz word table of `dim`-d random vectors over the SynthBEAT lexicon (what FastText costs here)."""
-    from semges_core.word_vectors import TableVectors
+    from semges_core.speech.word_vectors import TableVectors
     from training.synthbeat import lexicon
 
     words = sorted({w for ws in lexicon.training_words().values() for w in ws}

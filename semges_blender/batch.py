@@ -91,7 +91,14 @@ def run_batch(audio: str | Path, transcript: str | Path | None = None, armature:
               start_frame: int = 1, add_audio: bool = False, allow_missing: bool = False,
               scene_range: str = "extend", python: str = "", save: str | Path | None = None,
               log=print) -> list[BatchItem]:
-    """Generate and key every input; save the .blend at the end if asked and anything was keyed."""
+    """Generate and key every input; save the .blend at the end if asked and anything was keyed.
+
+    python "": the add-on preferences' external Python when one is set, else Blender's own.
+    """
+    if not python:
+        from .preferences import python_path
+
+        python = python_path()
     items = find_inputs(audio, transcript)
     name = _pick_armature(armature)
     for item in items:
@@ -135,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--add-audio", action="store_true", help="also put the speech in the sequencer")
     p.add_argument("--allow-missing", action="store_true", help="skip mapped bones the rig lacks")
     p.add_argument("--scene-range", default="extend", choices=("keep", "extend", "fit"))
-    p.add_argument("--python", default="", help="external Python with torch for the generator")
+    p.add_argument("--python", default="", help="external Python for the generator (default: the add-on "
+                   "preferences' setting, else Blender's own Python with the bundled ONNX Runtime)")
     p.add_argument("--save", help="save the .blend here afterwards")
     return p
 

@@ -20,8 +20,9 @@ from typing import Callable, Iterable, Sequence
 import bpy
 import numpy as np
 
+from semges_core.motion.rotations import matrix_to_quat, quat_continuous
+
 from .retarget import TargetRig
-from .source import make_continuous, matrix_to_quat
 
 SOLVER_TAG = "SemGes solve"
 
@@ -104,4 +105,4 @@ def solve_through_constraints(obj: bpy.types.Object, rig: TargetRig, targets: di
             if old_slot is not None:
                 anim.action_slot = old_slot
         view_layer.update()
-    return {n: make_continuous(q) for n, q in out.items()}
+    return {n: quat_continuous(q) for n, q in out.items()}

@@ -301,21 +301,50 @@ class SEMGES_OT_load_preset(bpy.types.Operator, ImportHelper):
 
 
 class SEMGES_OT_check_runtime(bpy.types.Operator):
-    """Check that the generator's Python can import torch and semges_core"""
+    """Check that the generator's Python (Blender's own, or the external one set here) can run the model"""
 
     bl_idname = "semges.check_runtime"
     bl_label = "Check Runtime"
 
-    def execute(self, context):
+    def invoke(self, context, event):
+        """The check starts a Python process: it runs on a thread, polled by a timer, so the UI never waits."""
+        import threading
+
         try:
             python = resolve_python(python_path(context))
-            ok, why = check_python(python, refresh=True)
-            if not ok:
-                raise SemgesError(f"{python}: {why}")
         except SemgesError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
-        self.report({'INFO'}, f"SemGes: the generator runs in {python}")
+        self._python, self._answer = python, []
+        self._thread = threading.Thread(target=lambda: self._answer.append(check_python(python, refresh=True)),
+                                        daemon=True)
+        self._thread.start()
+        self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {'RUNNING_MODAL'}
+
+    def modal(self, context, event):
+        if event.type != 'TIMER' or not self._answer:
+            return {'PASS_THROUGH'}
+        context.window_manager.event_timer_remove(self._timer)
+        return self._report(*self._answer[0])
+
+    def execute(self, context):
+        """Background mode and scripts: wait for the answer (nothing to freeze there)."""
+        try:
+            python = resolve_python(python_path(context))
+        except SemgesError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        self._python = python
+        return self._report(*check_python(python, refresh=True))
+
+    def _report(self, ok: bool, detail: str):
+        if not ok:
+            self.report({'ERROR'}, f"SemGes: {self._python} cannot run the generator: {detail}")
+            return {'CANCELLED'}
+        what = "ONNX Runtime" if detail == "onnx" else "PyTorch"
+        self.report({'INFO'}, f"SemGes: the generator runs in {self._python} with {what}")
         return {'FINISHED'}
 
 

@@ -71,7 +71,8 @@ class GenerateOptions:
     add_audio: bool = True
     allow_missing: bool = False
     scene_range: str = "extend"
-    python: str = ""  # external Python for the worker ("" = Blender's own when it has torch)
+    python: str = ""  # external Python for the worker ("" = Blender's own, with the bundled ONNX Runtime)
+    runtime: str = "auto"  # auto (ONNX Runtime when the bundle has graphs), onnx or torch
     action_name: str = ""  # "" = the audio file's name without its suffix
 
 
@@ -150,7 +151,8 @@ def prepare(options: GenerateOptions, scene: bpy.types.Scene | None = None) -> P
             raise InputFileError(transcript, "transcript file is empty (0 bytes), expected the words that are spoken")
     request = GenerationRequest(audio=str(audio), transcript=str(transcript), out=str(workdir / "motion.npz"),
                                 model=str(model), speaker=options.speaker, device=options.device,
-                                seed=options.seed, fps=scene_fps(scene), transcript_label=label)
+                                seed=options.seed, fps=scene_fps(scene), runtime=options.runtime,
+                                transcript_label=label)
     return Prepared(request, python, workdir, options, scene.name)
 
 

@@ -1,4 +1,4 @@
-"""Add-on preferences: which Python runs the generator."""
+"""Add-on preferences: which Python runs the generator (Blender's own by default)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ class SemgesPreferences(bpy.types.AddonPreferences):
 
     python_path: StringProperty(
         name="External Python", subtype='FILE_PATH',
-        description="A Python 3.11 with torch and SemGes' requirements, used to run the generator. "
-                    "Empty: Blender's own Python, if it can import torch")
+        description="Optional: a Python 3.11 with SemGes installed, to run the generator with PyTorch "
+                    "(CUDA GPUs, HuBERT models). Empty: Blender's own Python with the bundled ONNX Runtime")
 
     def draw(self, context) -> None:
         from .worker import blender_python_has_runtime
@@ -26,12 +26,13 @@ class SemgesPreferences(bpy.types.AddonPreferences):
         col = self.layout.column()
         col.prop(self, "python_path")
         if self.python_path:
-            col.label(text="The generator runs in this Python.", icon='INFO')
+            col.label(text="The generator runs in this Python (PyTorch or ONNX Runtime, whichever it has).",
+                      icon='INFO')
         elif blender_python_has_runtime():
-            col.label(text=f"The generator runs in Blender's Python ({sys.executable}).", icon='CHECKMARK')
+            col.label(text=f"The generator runs in Blender's own Python ({sys.executable}).", icon='CHECKMARK')
         else:
-            col.label(text="Blender's Python has no torch: set an external Python (see docs/blender.md).",
-                      icon='ERROR')
+            col.label(text="The bundled ONNX Runtime is missing: install the SemGes zip for this platform "
+                           "(see docs/blender.md).", icon='ERROR')
         col.operator("semges.check_runtime", icon='PLAY')
 
 

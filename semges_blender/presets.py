@@ -5,7 +5,7 @@ A mapping is a JSON file:
     {"name": "mixamo", "label": "Mixamo", "description": "...",
      "bones": {"RArm": "mixamorig:RightArm", "RArm1": "mixamorig:RightForeArm", ...}}
 
-Keys are BEAT joints (semges_core.skeleton.BEAT_JOINTS), values are bone names;
+Keys are BEAT joints (semges_core.motion.skeleton.BEAT_JOINTS), values are bone names;
 each bone is driven by at most one joint. The built-in presets live in
 `presets/*.json` beside this file; users save their own with `save_mapping`.
 Mixamo names are matched whatever their namespace ("mixamorig:", "mixamorig1:"
@@ -31,8 +31,8 @@ DETECT_THRESHOLD = 0.6
 
 
 def _beat_joints() -> tuple[str, ...]:
-    # semges_core.skeleton is numpy-only (no torch), so this is safe inside Blender.
-    from semges_core.skeleton import BEAT_JOINTS
+    # semges_core.motion.skeleton is numpy-only (no torch), so this is safe inside Blender.
+    from semges_core.motion.skeleton import BEAT_JOINTS
 
     return BEAT_JOINTS
 

@@ -33,7 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .source import BEAT_TO_BLENDER, SourceMotion, make_continuous, matrix_to_quat
+from semges_core.motion.rotations import matrix_to_quat, quat_continuous
+
+from .source import BEAT_TO_BLENDER, SourceMotion
 
 
 @dataclass
@@ -204,7 +206,7 @@ def pose_quaternions(rig: TargetRig, source: SourceMotion, bones: dict[str, str]
         if b in target:
             basis = np.swapaxes(frame, -1, -2) @ target[b]  # (T, 3, 3)
             posed[b] = target[b]
-            result[rig.bones[b]] = make_continuous(matrix_to_quat(basis))
+            result[rig.bones[b]] = quat_continuous(matrix_to_quat(basis))
         else:
             posed[b] = frame @ rig.basis[b]
     return result

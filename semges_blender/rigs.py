@@ -10,14 +10,14 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
+from semges_core.motion.skeleton import Skeleton
+
 from .source import BEAT_TO_BLENDER
 
 
 def skeleton_rest_positions(names, parents, offsets) -> np.ndarray:
-    pos = np.zeros((len(names), 3))
-    for j, p in enumerate(parents):
-        pos[j] = offsets[j] if p < 0 else pos[p] + offsets[j]
-    return pos
+    """(J, 3) rest positions from bare arrays: `Skeleton.rest_positions` (the Euler orders play no part)."""
+    return Skeleton(tuple(names), tuple(parents), offsets, ("XYZ",) * len(names)).rest_positions()
 
 
 def create_armature_from_joints(name: str, joints: dict[str, tuple[np.ndarray, str | None, np.ndarray | None]],
@@ -69,9 +69,9 @@ def create_armature_from_joints(name: str, joints: dict[str, tuple[np.ndarray, s
 
 def create_beat_armature(name: str = "BEAT", scale: float = 0.01) -> bpy.types.Object:
     """The 75-joint BEAT skeleton in its T-pose rest, Blender axes, `scale` units per cm."""
-    from semges_core.skeleton import BEAT_SKELETON as sk
+    from semges_core.motion.skeleton import BEAT_SKELETON as sk
 
-    pos = skeleton_rest_positions(sk.names, sk.parents, sk.offsets) @ BEAT_TO_BLENDER.T * scale
+    pos = sk.rest_positions() @ BEAT_TO_BLENDER.T * scale
     joints = {}
     for j, n in enumerate(sk.names):
         tail = None

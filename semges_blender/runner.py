@@ -1,7 +1,9 @@
 """Generation in a process of its own: `python -m semges_blender.runner --audio ... --out motion.npz`.
 
-Uses semges_core only (torch, no bpy); Blender starts it through `worker.py`, so a crash
-or a long computation in the model runtime never takes Blender down or freezes it.
+Uses semges_core only (no bpy): ONNX Runtime and numpy when the bundle carries graphs
+(what a stock Blender's own Python runs), else torch. Blender starts it through
+`worker.py`, so a crash or a long computation in the model runtime never takes Blender
+down or freezes it.
 
 Protocol: one JSON object per line on stdout, nothing else there (anything libraries
 print goes to stderr):
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speaker", help="speaker id or name (default: the model's first)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    p.add_argument("--runtime", default="auto", choices=("auto", "onnx", "torch"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the written motion")
     return p
@@ -48,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _read_inputs(args: argparse.Namespace, sample_rate: int):
     """The audio at `sample_rate` and its timed words; SemgesError naming the file when either is bad."""
-    from semges_core.audio import MIN_AUDIO_SECONDS, load_audio
-    from semges_core.transcripts import load_transcript
+    from semges_core.speech.audio import MIN_AUDIO_SECONDS, load_audio
+    from semges_core.speech.transcripts import load_transcript
 
     audio = load_audio(args.audio, sample_rate, min_seconds=MIN_AUDIO_SECONDS)
     if args.transcript_label:
@@ -61,39 +64,51 @@ def _read_inputs(args: argparse.Namespace, sample_rate: int):
 
 
 def run(args: argparse.Namespace, emit) -> dict:
-    from semges_core.audio import DEFAULT_SAMPLE_RATE
+    from semges_core.speech.audio import DEFAULT_SAMPLE_RATE
 
     t0 = time.perf_counter()
-    # Audio and transcript first: they need no torch, so a bad file is reported in a moment,
-    # not after the model runtime has loaded. Warnings (a transcript that looks wrong for the
+    # Audio and transcript first: a bad file is reported in a moment, not after the model
+    # runtime has loaded. Warnings (a transcript that looks wrong for the
     # audio) go back to Blender with the result.
     emit({"progress": 0.0, "status": "reading audio and transcript"})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         audio, words = _read_inputs(args, DEFAULT_SAMPLE_RATE)
 
-        from semges_core.bundle import default_bundle_path, load_bundle
+        from semges_core.bundle import default_bundle_path
+        from semges_core.formats.npz import save_motion_npz
         from semges_core.inference import generate
-        from semges_core.motion_npz import save_motion_npz
+        from semges_core.runtime import load_model
 
         emit({"progress": 0.02, "status": "loading the model"})
-        bundle = load_bundle(Path(args.model) if args.model else default_bundle_path())
-        sr = bundle.audio_config.sample_rate
+        model = load_model(Path(args.model) if args.model else default_bundle_path(), args.runtime, args.device,
+                           args.precision)
+        sr = model.header.audio_config.sample_rate
         if sr != DEFAULT_SAMPLE_RATE:  # a model with another front-end rate: read both again at it
             audio, words = _read_inputs(args, sr)
 
     def progress(fraction: float, status: str) -> None:
         emit({"progress": round(0.05 + 0.9 * fraction, 4), "status": status})
 
-    result = generate(bundle, audio, words, args.speaker, fps=args.fps, device=args.device,
-                      precision=args.precision, seed=args.seed, progress=progress)
+    result = generate(model, audio, words, args.speaker, fps=args.fps, seed=args.seed, progress=progress)
     emit({"progress": 0.97, "status": "writing the motion"})
     save_motion_npz(args.out, result.motion)
     ours = [w for w in caught if w.category.__module__.startswith("semges_core")]  # not the libraries' chatter
     shown = list(dict.fromkeys(str(w.message) for w in ours))
     return {"done": True, "out": str(args.out), "frames": result.motion.n_frames, "fps": result.motion.fps,
             "seconds": round(time.perf_counter() - t0, 3), "words": len(words), "audio_seconds": len(audio) / sr,
+            "runtime": result.runtime, "device": model.device, "peak_rss_mib": _peak_rss_mib(),
             "warnings": shown}
+
+
+def _peak_rss_mib() -> float | None:
+    """This process's peak resident memory (what the worker cost), where the OS tells."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)  # bytes on macOS, KiB on Linux
 
 
 def main(argv: Sequence[str] | None = None) -> int:

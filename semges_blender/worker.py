@@ -4,12 +4,13 @@
 lines on a thread, and is polled (the operator's timer) or waited for (background
 mode, batch). Cancelling terminates the process. Whatever goes wrong comes back as
 one `WorkerError` message: the runner's own error line, or, when the process died
-(a crash in torch, out of memory), its exit status and the last line it wrote.
+(out of memory, a crash in a native library), its exit status and the last line it wrote.
 
 Which Python runs it (`resolve_python`): an external Python configured by the user
-(the add-on preference) when there is one, else Blender's own (`sys.executable`)
-when it can import torch; the package folders of semges_blender and semges_core are
-put on that Python's PYTHONPATH, so it needs only torch and the inference dependencies.
+(the add-on preference: for torch, CUDA or HuBERT bundles) when there is one, else
+Blender's own interpreter (`sys.executable`), which runs the bundled model with the
+ONNX Runtime wheel the extension ships. Nothing is checked synchronously here: a
+Python that cannot run the generator says so through the worker's own error line.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from pathlib import Path
 
 from .errors import RuntimeNotFound, WorkerError
 
-CHECK_CODE = "import torch, numpy, soundfile, safetensors, semges_core.inference; print('ok')"
+CHECK_CODE = ("import numpy, semges_core.inference, semges_core.runtime.model as m; "
+              "print('onnx' if m._has('onnxruntime') else ('torch' if m._has('torch') else 'none'))")
 _checked: dict[str, tuple[bool, str]] = {}
 
 
@@ -45,30 +47,53 @@ def package_paths() -> list[str]:
     return paths
 
 
-def worker_env() -> dict[str, str]:
+def _own_python(python: str) -> bool:
+    try:
+        return Path(python).resolve() == Path(sys.executable).resolve()
+    except OSError:
+        return False
+
+
+def worker_env(python: str = "") -> dict[str, str]:
+    """The worker's environment: our packages on PYTHONPATH; for Blender's own interpreter, all of
+    Blender's import path too (the extension's wheels, onnxruntime among them, live in a
+    site-packages folder Blender adds at start-up, which a child interpreter would not know)."""
     env = dict(os.environ)
     extra = package_paths()
+    if not python or _own_python(python):
+        extra += [p for p in sys.path if p and p not in extra and os.path.isdir(p)]
     if env.get("PYTHONPATH"):
         extra.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(extra)
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONNOUSERSITE"] = "1"  # the user's own site-packages must not shadow Blender's numpy
     env.setdefault("MPLBACKEND", "Agg")
     return env
 
 
 def check_python(python: str, timeout: float = 120.0, refresh: bool = False) -> tuple[bool, str]:
-    """Whether `python` can import the runtime (cached unless `refresh`); (ok, reason)."""
+    """Whether `python` can run the generator (cached unless `refresh`); (ok, runtime or reason).
+
+    Starts a process and waits for it: call it from a thread (the Check Runtime operator
+    does), never on Blender's main thread.
+    """
     if python in _checked and not refresh:
         return _checked[python]
     if not Path(python).is_file():
         result = (False, f"{python}: no such file")
     else:
         try:
-            out = subprocess.run([python, "-c", CHECK_CODE], env=worker_env(), capture_output=True, text=True,
-                                 timeout=timeout)
+            out = subprocess.run([python, "-c", CHECK_CODE], env=worker_env(python), capture_output=True,
+                                 text=True, timeout=timeout)
             lines = (out.stderr or out.stdout).strip().splitlines()
-            ok = out.returncode == 0 and out.stdout.strip().endswith("ok")
-            result = (ok, "" if ok else (lines[-1] if lines else f"exit status {out.returncode}"))
+            answer = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+            ok = out.returncode == 0 and answer in ("onnx", "torch")
+            if ok:
+                result = (True, answer)
+            elif out.returncode == 0:
+                result = (False, "it has neither onnxruntime nor torch")
+            else:
+                result = (False, lines[-1] if lines else f"exit status {out.returncode}")
         except (OSError, subprocess.TimeoutExpired) as e:
             result = (False, f"{python}: {e}")
     _checked[python] = result
@@ -76,23 +101,18 @@ def check_python(python: str, timeout: float = 120.0, refresh: bool = False) -> 
 
 
 def blender_python_has_runtime() -> bool:
-    """Blender's own interpreter can import torch (checked in-process, no subprocess)."""
-    return all(importlib.util.find_spec(m) is not None for m in ("torch", "numpy", "soundfile", "safetensors"))
+    """Blender's own interpreter can import a model runtime (a module lookup, no import, no process)."""
+    return importlib.util.find_spec("numpy") is not None and any(
+        importlib.util.find_spec(m) is not None for m in ("onnxruntime", "torch"))
 
 
 def resolve_python(configured: str = "") -> str:
-    """The interpreter for the worker: the configured one, else Blender's own if it has torch."""
+    """The interpreter for the worker: the configured external one, else Blender's own."""
     configured = (configured or "").strip()
-    if configured:
-        ok, why = check_python(configured)
-        if not ok:
-            raise RuntimeNotFound(f"the external Python set in the SemGes preferences cannot run the generator: {why} "
-                                  f"(it needs torch and the packages in SemGes' requirements)")
-        return configured
-    if blender_python_has_runtime():
-        return sys.executable
-    raise RuntimeNotFound("Blender's Python has no torch, so gestures cannot be generated here; set an external "
-                          "Python with torch in Edit > Preferences > Add-ons > SemGes (see docs/blender.md)")
+    if configured and not Path(configured).is_file():  # a file test, not a process: cheap on the main thread
+        raise RuntimeNotFound(f"the external Python set in the SemGes preferences does not exist: {configured}: "
+                              "no such file (clear the setting to use Blender's own Python)")
+    return configured or sys.executable
 
 
 @dataclass
@@ -106,12 +126,13 @@ class GenerationRequest:
     seed: int = 0
     fps: float = 30.0
     precision: str = "auto"
+    runtime: str = "auto"
     transcript_label: str = ""  # set when `transcript` holds a text block's text
 
     def argv(self) -> list[str]:
         args = ["--audio", str(self.audio), "--transcript", str(self.transcript), "--out", str(self.out),
                 "--device", self.device, "--seed", str(int(self.seed)), "--fps", repr(float(self.fps)),
-                "--precision", self.precision]
+                "--precision", self.precision, "--runtime", self.runtime]
         if self.model:
             args += ["--model", str(self.model)]
         if str(self.speaker).strip():
@@ -151,7 +172,8 @@ class GenerationJob:
         cmd = [self.python, "-m", "semges_blender.runner", *self.request.argv()]
         try:
             self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                            text=True, encoding="utf-8", errors="replace", bufsize=1, env=worker_env())
+                                            text=True, encoding="utf-8", errors="replace", bufsize=1,
+                                            env=worker_env(self.python))
         except OSError as e:
             raise WorkerError(f"cannot start the generator with {self.python}: {e}") from None
         for stream, sink in ((self.process.stdout, self._lines.put), (self.process.stderr, self._stderr.append)):

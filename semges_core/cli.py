@@ -14,29 +14,34 @@ import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import SemgesError
+from semges_core.errors import SemgesError
 
 EXIT_USER_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
-def _cmd_synth(args: argparse.Namespace, rest: list[str]) -> int:
-    # SynthBEAT is a data tool that lives with the training code; import it only here.
-    from training.synthbeat.generate import main as synth_main
+def _plugin_commands() -> dict[str, object]:
+    """Subcommands other packages add (`semges.commands` entry points: training adds synth and evaluate).
 
-    return synth_main(rest) or 0
+    The library never imports the training code; training plugs into the command line.
+    """
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group="semges.commands")}
 
 
-def _cmd_evaluate(args: argparse.Namespace, rest: list[str]) -> int:
-    from training.evaluate import main as evaluate_main
-
-    return evaluate_main(rest) or 0
+def _cmd_plugin(args: argparse.Namespace, rest: list[str]) -> int:
+    ep = _plugin_commands().get(args.command)
+    if ep is None:
+        raise SemgesError(f"`semges {args.command}` needs the training package (install SemGes with its "
+                          "training code: pip install -e . from the repository)")
+    return ep.load()(rest) or 0
 
 
 def _cmd_preview(args: argparse.Namespace, rest: list[str]) -> int:
-    from .bvh import read_bvh
-    from .preview import render_frames_png, render_video
-    from .textgrid import read_textgrid, words_from_textgrid
+    from semges_core.formats.bvh import read_bvh
+    from semges_core.evaluation.preview import render_frames_png, render_video
+    from semges_core.formats.textgrid import read_textgrid, words_from_textgrid
 
     bvh = Path(args.bvh)
     motion = read_bvh(bvh)
@@ -56,7 +61,7 @@ def _cmd_preview(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace, rest: list[str]) -> int:
-    from .dataset import DatasetConfig, load_cache
+    from semges_core.data.dataset import DatasetConfig, load_cache
 
     speakers = [int(s) for s in args.speakers.split(",")] if args.speakers else None
     config = DatasetConfig(speakers=speakers)
@@ -69,12 +74,13 @@ def _cmd_cache(args: argparse.Namespace, rest: list[str]) -> int:
 def _cmd_generate(args: argparse.Namespace, rest: list[str]) -> int:
     from tqdm import tqdm
 
-    from .audio import MIN_AUDIO_SECONDS, load_audio
-    from .bundle import default_bundle_path, load_bundle
-    from .bvh import write_bvh
-    from .inference import generate
-    from .motion_npz import save_motion_npz
-    from .transcripts import load_transcript
+    from semges_core.bundle import default_bundle_path
+    from semges_core.formats.bvh import write_bvh
+    from semges_core.formats.npz import save_motion_npz
+    from semges_core.inference import generate
+    from semges_core.runtime import load_model
+    from semges_core.speech.audio import MIN_AUDIO_SECONDS, load_audio
+    from semges_core.speech.transcripts import load_transcript
 
     out = Path(args.out)
     if out.suffix.lower() != ".bvh":
@@ -82,10 +88,11 @@ def _cmd_generate(args: argparse.Namespace, rest: list[str]) -> int:
     npz = Path(args.npz) if args.npz else out.with_suffix(".npz")
     model = Path(args.model) if args.model else default_bundle_path()
     t0 = time.perf_counter()
-    bundle = load_bundle(model, hubert_path=args.hubert)
-    audio = load_audio(args.audio, bundle.audio_config.sample_rate, min_seconds=MIN_AUDIO_SECONDS)
-    words = load_transcript(args.transcript, audio=audio, sample_rate=bundle.audio_config.sample_rate)
-    duration = len(audio) / bundle.audio_config.sample_rate
+    runtime = load_model(model, args.runtime, args.device, args.precision, hubert_path=args.hubert)
+    sr = runtime.header.audio_config.sample_rate
+    audio = load_audio(args.audio, sr, min_seconds=MIN_AUDIO_SECONDS)
+    words = load_transcript(args.transcript, audio=audio, sample_rate=sr)
+    duration = len(audio) / sr
     load_s = time.perf_counter() - t0
     with tqdm(total=100, desc="generating", unit="%", disable=args.quiet, dynamic_ncols=True,
               bar_format="{l_bar}{bar}| {postfix}") as bar:
@@ -94,21 +101,21 @@ def _cmd_generate(args: argparse.Namespace, rest: list[str]) -> int:
             bar.set_postfix_str(status)
             bar.refresh()
 
-        result = generate(bundle, audio, words, args.speaker, fps=args.fps, device=args.device,
-                          precision=args.precision, seed=args.seed, progress=progress)
+        result = generate(runtime, audio, words, args.speaker, fps=args.fps, seed=args.seed, progress=progress)
     t = time.perf_counter()
     write_bvh(out, result.motion)
     save_motion_npz(npz, result.motion)
     write_s = time.perf_counter() - t
     total = time.perf_counter() - t0  # the preview is extra, not part of generation
     if args.preview:
-        from .preview import render_video
+        from semges_core.evaluation.preview import render_video
 
         render_video(result.motion, args.preview, fps=15, title=out.stem,
                      words=[(w.start, w.end, w.text) for w in words])
     if args.timings:
         stages = {"load inputs": load_s, **result.timings, "export": write_s}
-        print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
+        print(f"  runtime {result.runtime} on {runtime.device}: "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
     print(f"{out}: {duration:.1f} s of speech, {result.motion.n_frames} frames at {args.fps:g} fps, "
           f"{len(words)} words, {total:.1f} s (real-time factor {total / duration:.3f})"
           + (f"; preview {args.preview}" if args.preview else ""))
@@ -116,7 +123,7 @@ def _cmd_generate(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _cmd_info(args: argparse.Namespace, rest: list[str]) -> int:
-    from .bundle import bundle_info, default_bundle_path
+    from semges_core.bundle import bundle_info, default_bundle_path
 
     path = Path(args.bundle) if args.bundle else default_bundle_path()
     meta = bundle_info(path)
@@ -133,9 +140,21 @@ def _cmd_info(args: argparse.Namespace, rest: list[str]) -> int:
         v = meta[part]
         print(f"  {part} prior: codebook {v['codebook_size']} x {v['code_dim']}, width {v['width']}, "
               f"{2 ** v['down_t']} frame(s) per code")
+    graphs = meta.get("graphs")
+    print(f"  ONNX graphs: {'yes, opset ' + str(graphs.get('opset')) + ' (runs without torch)' if graphs else 'no (torch only; add them with semges convert)'}")
     training = meta.get("training", {})
     if training:
         print(f"  trained: {training.get('steps', '?')} steps on {meta.get('dataset', '?')}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace, rest: list[str]) -> int:
+    from semges_core.bundle import convert_bundle
+
+    t0 = time.perf_counter()
+    out = convert_bundle(args.bundle, args.out, hubert_path=args.hubert)
+    print(f"wrote {out} with ONNX graphs ({out.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - t0:.0f} s); "
+          "it now runs without torch")
     return 0
 
 
@@ -149,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Options are those of `python -m training.synthbeat.generate --help`.",
         add_help=False,
     )
-    p.set_defaults(func=_cmd_synth, passthrough=True)
+    p.set_defaults(func=_cmd_plugin, passthrough=True)
 
     p = sub.add_parser(
         "evaluate",
@@ -157,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Options are those of `python -m training.evaluate --help`.",
         add_help=False,
     )
-    p.set_defaults(func=_cmd_evaluate, passthrough=True)
+    p.set_defaults(func=_cmd_plugin, passthrough=True)
 
     p = sub.add_parser("generate", help="gestures for a speech recording and its transcript")
     p.add_argument("--audio", required=True, help="speech: wav, flac, ogg or mp3, any rate, mono or stereo")
@@ -168,9 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model bundle (default: the bundled demo model)")
     p.add_argument("--speaker", help="speaker id or name from the model (see `semges info`)")
     p.add_argument("--fps", type=float, default=30.0, help="output frame rate (default 30)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--runtime", default="auto", choices=("auto", "onnx", "torch"),
+                   help="auto: ONNX Runtime when the bundle carries graphs (no torch needed), else torch")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="auto: a CUDA GPU when the runtime has one")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
-                   help="CUDA only: auto uses bf16 where supported")
+                   help="torch on CUDA only: auto uses bf16 where supported")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hubert", help="local HuBERT directory for bundles that use HuBERT features")
     p.add_argument("--preview", help="also render a stick-figure .gif of the result")
@@ -181,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="what a model bundle holds")
     p.add_argument("bundle", nargs="?", help="model bundle (default: the bundled demo model)")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("convert", help="add ONNX graphs to a bundle so it runs without torch (needs torch)")
+    p.add_argument("bundle", help="model bundle to convert")
+    p.add_argument("--out", help="where to write the converted bundle (default: replace the input)")
+    p.add_argument("--hubert", help="local HuBERT directory, for bundles that use HuBERT features")
+    p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("preview", help="render a BVH take as a stick-figure animation")
     p.add_argument("bvh", help="a BVH file (BEAT skeleton or any other)")

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
-from .errors import InputFileError
+from semges_core.errors import InputFileError
 
 
 def _umask_mode() -> int:

@@ -26,7 +26,7 @@ def synth_small(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def synth_cache_dir(synth_small, tmp_path_factory) -> Path:
-    from semges_core.dataset import DatasetConfig, load_cache
+    from semges_core.data.dataset import DatasetConfig, load_cache
 
     cache_dir = tmp_path_factory.mktemp("synth_cache")
     load_cache(synth_small, cache_dir, DatasetConfig(), progress=False)
@@ -85,7 +85,7 @@ bundle_vocabulary = 200
 @pytest.fixture(scope="session")
 def tiny_vectors(tmp_path_factory) -> Path:
     """A small GloVe table (the 20000 most frequent words plus the SynthBEAT keywords) as an .npz."""
-    from semges_core.word_vectors import bake_vocabulary, load_glove_package
+    from semges_core.speech.word_vectors import bake_vocabulary, load_glove_package
     from training.synthbeat import lexicon
 
     path = tmp_path_factory.mktemp("vectors") / "glove_small.npz"
@@ -115,12 +115,12 @@ def tiny_bundle(tmp_path_factory) -> Path:
     import numpy as np
     import torch
 
-    from semges_core.audio_features import AudioFeatureConfig
+    from semges_core.speech.features import AudioFeatureConfig
     from semges_core.bundle import save_bundle
     from semges_core.model.generator import GeneratorConfig, SemGesGenerator
     from semges_core.model.vqvae import MotionVQVAE, VQVAEConfig
-    from semges_core.normalization import NormStats
-    from semges_core.word_vectors import TableVectors
+    from semges_core.motion.normalization import NormStats
+    from semges_core.speech.word_vectors import TableVectors
 
     torch.manual_seed(0)
     gen = SemGesGenerator(GeneratorConfig(audio_dim=18, text_dim=4, hidden=32, layers=2, heads=4, n_speakers=2),

@@ -19,10 +19,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semges_core.alignment import AlignmentWarning, align_plain_text, align_segments, detect_speech, tokenize
-from semges_core.audio import load_audio
+from semges_core.speech.alignment import (
+    AlignmentWarning,
+    _bandpass,
+    align_plain_text,
+    align_segments,
+    detect_speech,
+    tokenize,
+)
+from semges_core.speech.audio import load_audio
 from semges_core.errors import TranscriptError
-from semges_core.textgrid import Word
+from semges_core.formats.textgrid import Word
 
 SR = 16000
 
@@ -181,6 +188,27 @@ def _bursts(spans: list[tuple[float, float]], duration: float, seed: int = 0) ->
         on = (t >= a) & (t < b)
         x[on] += 0.3 * np.sign(np.sin(2 * np.pi * 150 * t[on])) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t[on]))
     return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
+@pytest.mark.parametrize("n", [51, 1000, 40000])
+def test_bandpass_matches_scipy_sosfiltfilt(rate, n):
+    """The numpy filter is scipy's 4th-order Butterworth sosfiltfilt, the detector's former front end."""
+    signal = pytest.importorskip("scipy.signal")
+    x = np.random.default_rng(n).normal(0.1, 0.3, n)  # an offset too: each pass starts in its steady state
+    high = min(4000.0, 0.45 * rate)
+    sos = signal.butter(4, [100.0, high], btype="bandpass", fs=rate, output="sos")
+    expected = signal.sosfiltfilt(sos, x, padlen=39)
+    np.testing.assert_allclose(_bandpass(x, rate, 100.0, high), expected, rtol=0, atol=1e-11 * np.abs(expected).max())
+
+
+def test_bandpass_keeps_speech_and_drops_hum_and_hiss():
+    t = np.arange(2 * SR) / SR
+    tone = lambda hz: np.sin(2 * np.pi * hz * t)  # noqa: E731
+    middle = slice(SR // 2, -SR // 2)  # away from the edges
+    y = _bandpass(tone(1000) + tone(30) + tone(7000), SR, 100.0, 4000.0)
+    np.testing.assert_allclose(y[middle], tone(1000)[middle], atol=0.01)  # zero phase: no delay
+    assert np.abs(_bandpass(tone(30), SR, 100.0, 4000.0)[middle]).max() < 0.02
 
 
 def test_detect_speech_finds_the_bursts():

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semges_core.annotations import (
+from semges_core.formats.annotations import (
     EMOTIONS,
     SEMANTIC_TYPES,
     EmotionSegment,

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import torch
 
-from semges_core.audio_features import AudioFeatureConfig, HubertFeatures, MelOnsetFeatures, make_audio_features
-from semges_core.dataset import Cache, WindowDataset, open_cache
+from semges_core.speech.features import AudioFeatureConfig, HubertFeatures, MelOnsetFeatures, make_audio_features
+from semges_core.data.dataset import Cache, WindowDataset, open_cache
 from semges_core.model.priors import save_priors
-from semges_core.tensor_files import read_meta
+from semges_core.formats.tensor_files import read_meta
 from training import audio_feature_cache as afc
 from training import runtime, stage2
 from training.config import load_config
@@ -171,8 +171,8 @@ def test_a_build_killed_before_its_manifest_is_harmless(cache):
     """SIGKILL with every row computed but nothing committed: the next run rebuilds, the lock is free."""
     code = f"""
 import os, signal
-from semges_core.audio_features import AudioFeatureConfig, make_audio_features
-from semges_core.dataset import open_cache
+from semges_core.speech.features import AudioFeatureConfig, make_audio_features
+from semges_core.data.dataset import open_cache
 from training import audio_feature_cache as afc, runtime
 compute = afc._compute
 def compute_then_die(*args, **kwargs):

@@ -27,10 +27,10 @@ from safetensors.torch import load_file, save_file
 from scipy.signal import resample_poly
 
 from semges_core.bundle import BUNDLE_FORMAT
-from semges_core.bvh import read_bvh
+from semges_core.formats.bvh import read_bvh
 from semges_core.cli import main as cli
-from semges_core.motion import Motion
-from semges_core.textgrid import read_textgrid, words_from_textgrid
+from semges_core.motion.clip import Motion
+from semges_core.formats.textgrid import read_textgrid, words_from_textgrid
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_WAV = REPO / "examples" / "speech.wav"
@@ -96,7 +96,10 @@ class Maker:
         with open(self.tiny_bundle, "rb") as f:
             n = int.from_bytes(f.read(8), "little")
             meta = json.loads(json.loads(f.read(n))["__metadata__"]["semges"])
-        tensors = tensors_fn(tensors) if tensors_fn else tensors
+        if tensors_fn:  # edited torch weights matter to the torch runtime: drop the ONNX graphs (they
+            # would run regardless; damaged graphs are tested in test_onnx_runtime.py)
+            tensors = {k: v for k, v in tensors_fn(tensors).items() if not k.startswith("graph.")}
+            meta = {k: v for k, v in meta.items() if k != "graphs"}
         meta = meta_fn(meta) if meta_fn else meta
         path = self.dir / name
         save_file(tensors, str(path), metadata={"semges": json.dumps(meta)})

@@ -130,7 +130,7 @@ def test_save_mapping_then_use_it_as_custom(tiny_bundle, tmp_path):  # noqa: F81
     data["bones"] = {k: v for k, v in data["bones"].items() if k in ("RArm", "RArm1", "RHand")}
     path.write_text(json.dumps(data))
     motion = tmp_path / "motion.npz"
-    from semges_core.motion_npz import save_motion_npz
+    from semges_core.formats.npz import save_motion_npz
     from test_blender_common import gesture_motion
 
     save_motion_npz(motion, gesture_motion())

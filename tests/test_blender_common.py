@@ -80,7 +80,7 @@ def mixamo_joints(arm_down_deg: float = 45.0, elbow_bend_deg: float = 15.0,
     Arms hang `arm_down_deg` below horizontal from the shoulder joint and the forearms bend
     `elbow_bend_deg` forward, so the rest pose differs from BEAT's T-pose.
     """
-    from semges_core.skeleton import BEAT_SKELETON as sk
+    from semges_core.motion.skeleton import BEAT_SKELETON as sk
 
     from semges_blender.rigs import skeleton_rest_positions
     from semges_blender.source import BEAT_TO_BLENDER

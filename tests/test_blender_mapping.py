@@ -80,7 +80,7 @@ def test_load_preset_rejects_a_bad_file(tmp_path):
 
 
 def test_custom_rows_key_exactly_their_bones_and_empty_rows_are_untouched(tmp_path):
-    from semges_core.motion_npz import save_motion_npz
+    from semges_core.formats.npz import save_motion_npz
 
     rig, s = filled_rig()
     keep = {"RArm", "RArm1", "RHand", "LArm"}

@@ -56,9 +56,9 @@ def check_result(obj, result, motion: SourceMotion, start_frame: int = 1):
 
 
 def import_beat_bvh(tmp_path):
-    from semges_core.bvh import write_bvh
-    from semges_core.motion import Motion
-    from semges_core.skeleton import BEAT_SKELETON
+    from semges_core.formats.bvh import write_bvh
+    from semges_core.motion.clip import Motion
+    from semges_core.motion.skeleton import BEAT_SKELETON
 
     path = tmp_path / "beat_rest.bvh"
     write_bvh(path, Motion.rest(BEAT_SKELETON, 2, 30.0))
@@ -232,8 +232,8 @@ def test_keys_are_written_in_bulk_fast(motion):
     """60 s at 30 fps onto 51 bones: bulk writes keep it well under a second."""
     import time
 
-    long = SourceMotion(motion.names, motion.parents, motion.offsets, 30.0,
-                        np.tile(motion.rotations, (20, 1, 1)), np.tile(motion.root_positions, (20, 1)))
+    long = SourceMotion(motion.skeleton, 30.0, np.tile(motion.root_positions, (20, 1)),
+                        np.tile(motion.rotations, (20, 1, 1)))
     bpy.context.scene.render.fps = 30
     obj = create_beat_armature()
     t = time.perf_counter()

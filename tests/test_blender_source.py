@@ -1,5 +1,5 @@
-"""The extension's torch-free side (no bpy): its motion maths equals semges_core's, presets and
-mappings load, save, validate and auto-detect, and nothing Blender-side imports torch."""
+"""The extension's torch-free side (no bpy): its motion reader is a thin layer over semges_core's,
+presets and mappings load, save, validate and auto-detect, and nothing Blender-side imports torch."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ from semges_blender.presets import (
     save_mapping,
 )
 from semges_blender.retarget import rotation_between
-from semges_blender.source import SourceMotion, make_continuous, matrix_to_quat, quat_to_matrix
-from semges_core.kinematics import forward_kinematics
-from semges_core.motion_npz import save_motion_npz
-from semges_core.skeleton import BEAT_JOINTS
+from semges_blender.source import SourceMotion
+from semges_core.formats.npz import save_motion_npz
+from semges_core.motion.clip import Motion
+from semges_core.motion.kinematics import forward_kinematics
+from semges_core.motion.skeleton import BEAT_JOINTS
 from test_blender_common import REPO, gesture_motion
 
 
@@ -33,29 +34,34 @@ def motion():
     return gesture_motion(fps=30.0, seconds=2.0)
 
 
-def test_fk_and_resample_equal_semges_core(motion, tmp_path):
+def test_source_motion_is_the_semges_core_motion(motion, tmp_path):
     save_motion_npz(tmp_path / "m.npz", motion)
     src = SourceMotion.from_npz(tmp_path / "m.npz")  # float32 on disk
     exact = SourceMotion.from_motion(motion)
+    assert isinstance(src, Motion) and exact.rotations is motion.rotations  # shared, not copied
+    assert src.names == motion.skeleton.names and src.parents == motion.skeleton.parents
+    np.testing.assert_array_equal(src.offsets, motion.skeleton.offsets)
+    assert src.index("RHand") == motion.skeleton.index("RHand")
+    assert src.children(src.index("RArm")) == [src.index("RArm1")]
+    np.testing.assert_allclose(src.rotations, motion.rotations, atol=1e-6)
     pos, glob = forward_kinematics(motion.skeleton, motion.rotations, motion.root_positions, return_global=True)
-    np.testing.assert_allclose(exact.world_rotations(), glob, atol=1e-10)
-    np.testing.assert_allclose(exact.world_positions(), pos, atol=1e-8)
+    np.testing.assert_array_equal(exact.world_rotations(), glob)
+    np.testing.assert_array_equal(exact.world_positions(), pos)
     np.testing.assert_allclose(src.world_positions(), pos, atol=1e-3)
     for fps in (24.0, 29.97, 60.0, 15.0):
         ours, theirs = exact.resample(fps), motion.resample(fps)
-        assert ours.n_frames == theirs.n_frames
-        np.testing.assert_allclose(ours.rotations, theirs.rotations, atol=1e-9)
-        np.testing.assert_allclose(ours.root_positions, theirs.root_positions, atol=1e-9)
+        assert isinstance(ours, SourceMotion) and ours.fps == fps
+        np.testing.assert_array_equal(ours.rotations, theirs.rotations)
+        np.testing.assert_array_equal(ours.root_positions, theirs.root_positions)
 
 
-def test_quaternion_helpers():
-    rng = np.random.default_rng(0)
-    q = rng.normal(size=(100, 4))
-    q /= np.linalg.norm(q, axis=-1, keepdims=True)
-    back = matrix_to_quat(quat_to_matrix(q))
-    np.testing.assert_allclose(np.abs((back * q).sum(-1)), 1.0, atol=1e-12)
-    flipped = q[:1] * np.where(np.arange(20) % 3 == 0, -1.0, 1.0)[:, None]  # same rotation, signs jumping
-    assert np.all((make_continuous(flipped)[1:] * make_continuous(flipped)[:-1]).sum(-1) > 0)
+def test_rest_positions_are_fk_of_the_rest_pose(motion):
+    src = SourceMotion.from_motion(motion)
+    rest = Motion.rest(motion.skeleton, 1, motion.fps)
+    np.testing.assert_allclose(src.rest_positions(), rest.positions()[0], atol=1e-12)
+
+
+def test_rotation_between():
     for a, b in [((1, 0, 0), (0, 1, 0)), ((1, 0, 0), (-1, 0, 0)), ((0, 0, 1), (0, 0, 1)), ((1, 2, 3), (-3, 1, 0.5))]:
         R = rotation_between(np.array(a, float), np.array(b, float))
         np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-12)

@@ -13,7 +13,7 @@ import pytest
 
 from semges_blender.errors import RuntimeNotFound, WorkerError
 from semges_blender.source import SourceMotion
-from semges_blender.worker import GenerationJob, GenerationRequest, generate_motion_file, resolve_python
+from semges_blender.worker import GenerationJob, GenerationRequest, check_python, generate_motion_file, resolve_python
 from test_blender_common import EXAMPLE_TG, EXAMPLE_WAV
 
 
@@ -89,11 +89,31 @@ def test_a_crashing_runtime_does_not_take_the_caller_down(tmp_path, tiny_bundle)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="uses a shell script as a fake interpreter")
-def test_python_resolution(tmp_path):
-    assert resolve_python("") == sys.executable  # this interpreter has torch
+def test_python_resolution(tmp_path, tiny_bundle):  # noqa: F811
+    """Blender's own interpreter by default; a configured one is used as it is, checked only by
+    whether the file exists (no process on the main thread): what it lacks, its worker says."""
+    assert resolve_python("") == sys.executable
     with pytest.raises(RuntimeNotFound, match="no such file"):
         resolve_python(str(tmp_path / "nope" / "python3"))
-    no_torch = fake_python(tmp_path, "echo \"ModuleNotFoundError: No module named 'torch'\" >&2; exit 1")
-    with pytest.raises(RuntimeNotFound, match="No module named 'torch'"):
-        resolve_python(no_torch)
+    no_numpy = fake_python(tmp_path, "echo \"ModuleNotFoundError: No module named 'numpy'\" >&2; exit 1")
+    assert resolve_python(no_numpy) == no_numpy
+    with pytest.raises(WorkerError, match="No module named 'numpy'"):
+        generate_motion_file(request(tmp_path, tiny_bundle), no_numpy, timeout=30)
     assert resolve_python(sys.executable) == sys.executable
+
+
+def test_check_python_names_the_runtime(tmp_path):
+    ok, runtime = check_python(sys.executable, refresh=True)
+    assert ok and runtime == "onnx"  # this venv has both; the bundled runtime comes first
+    ok, why = check_python(str(tmp_path / "missing"), refresh=True)
+    assert not ok and "no such file" in why
+
+
+def test_worker_runs_onnx_by_default_and_torch_when_asked(tmp_path, tiny_bundle):  # noqa: F811
+    onnx = generate_motion_file(request(tmp_path, tiny_bundle, out=str(tmp_path / "a.npz")), sys.executable,
+                                timeout=120)
+    torch = generate_motion_file(request(tmp_path, tiny_bundle, out=str(tmp_path / "b.npz"), runtime="torch"),
+                                 sys.executable, timeout=120)
+    assert onnx["runtime"] == "onnx" and torch["runtime"] == "torch"
+    a, b = SourceMotion.from_npz(onnx["out"]), SourceMotion.from_npz(torch["out"])
+    assert a.rotations.shape == b.rotations.shape

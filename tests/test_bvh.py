@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semges_core import bvh
-from semges_core.bvh import read_bvh, read_bvh_header, write_bvh
+from semges_core.formats import bvh
+from semges_core.formats.bvh import read_bvh, read_bvh_header, write_bvh
 from semges_core.errors import BVHFormatError
-from semges_core.motion import Motion
-from semges_core.rotations import quat_to_matrix
-from semges_core.skeleton import BEAT_SKELETON, Skeleton
+from semges_core.motion.clip import Motion
+from semges_core.motion.rotations import quat_to_matrix
+from semges_core.motion.skeleton import BEAT_SKELETON, Skeleton
 
 
 def smooth_motion(skeleton: Skeleton, n_frames: int, fps: float = 120.0, amplitude: float = 35.0, seed: int = 0) -> Motion:

@@ -20,11 +20,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from semges_core import dataset as ds
-from semges_core.audio import load_audio, write_wav
-from semges_core.beat_names import BEAT_16H_SPEAKERS, TakeId, emotion_of, is_english, split_of
-from semges_core.bvh import read_bvh, write_bvh
-from semges_core.dataset import (
+from semges_core.data import dataset as ds
+from semges_core.speech.audio import load_audio, write_wav
+from semges_core.data.beat_names import BEAT_16H_SPEAKERS, TakeId, emotion_of, is_english, split_of
+from semges_core.formats.bvh import read_bvh, write_bvh
+from semges_core.data.dataset import (
     DatasetConfig,
     WindowDataset,
     audio_window_samples,
@@ -33,8 +33,8 @@ from semges_core.dataset import (
     load_cache,
 )
 from semges_core.errors import DatasetError
-from semges_core.motion import Motion
-from semges_core.skeleton import BEAT_SKELETON
+from semges_core.motion.clip import Motion
+from semges_core.motion.skeleton import BEAT_SKELETON
 
 FPS = 15.0
 WORDS = [(0.3, 0.7, "Hello"), (0.7, 1.2, "big"), (1.5, 2.05, "World"), (2.4, 2.8, "friends")]

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semges_core.audio import load_audio
+from semges_core.speech.audio import load_audio
 from semges_core.bundle import bundle_info, default_bundle_path, load_bundle
 from semges_core.inference import generate, window_starts
-from semges_core.textgrid import Word, read_textgrid, words_from_textgrid
+from semges_core.formats.textgrid import Word, read_textgrid, words_from_textgrid
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from semges_core.dataset import WindowDataset, open_cache
+from semges_core.data.dataset import WindowDataset, open_cache
 from semges_core.errors import InputFileError
 from semges_core.model.motion_autoencoder import (
     MotionAutoencoder,
@@ -17,8 +17,8 @@ from semges_core.model.motion_autoencoder import (
     reconstruction_loss,
     save_motion_autoencoder,
 )
-from semges_core.normalization import NormStats
-from semges_core.tensor_files import read_meta, save_tensors
+from semges_core.motion.normalization import NormStats
+from semges_core.formats.tensor_files import read_meta, save_tensors
 from training import runtime
 from training.fgd_autoencoder import main, train_fgd_autoencoder
 

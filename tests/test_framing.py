@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semges_core.annotations import EmotionSegment, SemanticSegment
-from semges_core.framing import emotion_per_frame, semantic_per_frame, word_index_per_frame, words_per_frame
-from semges_core.textgrid import Word
+from semges_core.formats.annotations import EmotionSegment, SemanticSegment
+from semges_core.data.framing import emotion_per_frame, semantic_per_frame, word_index_per_frame, words_per_frame
+from semges_core.formats.textgrid import Word
 
 FPS = 15  # frame t is the instant t / 15 s: 0, 0.0667, 0.1333, 0.2, 0.2667, ...
 

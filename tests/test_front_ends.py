@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from semges_core.audio_features import AudioFeatureConfig, HubertFeatures, MelOnsetFeatures, make_audio_features
+from semges_core.speech.features import AudioFeatureConfig, HubertFeatures, MelOnsetFeatures, make_audio_features
 from semges_core.errors import InputFileError, SemgesError
-from semges_core.word_vectors import FastTextVectors, bake_vocabulary, load_word_vectors
+from semges_core.speech.word_vectors import FastTextVectors, bake_vocabulary, load_word_vectors
 
 
 @pytest.fixture(scope="module")

@@ -28,14 +28,14 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from semges_core.alignment import AlignmentWarning
-from semges_core.annotations import SEMANTIC_TYPES, EMOTIONS, read_emotion, read_semantic
-from semges_core.bvh import read_bvh, read_bvh_header, write_bvh
+from semges_core.speech.alignment import AlignmentWarning
+from semges_core.formats.annotations import SEMANTIC_TYPES, EMOTIONS, read_emotion, read_semantic
+from semges_core.formats.bvh import read_bvh, read_bvh_header, write_bvh
 from semges_core.errors import AnnotationError, BVHFormatError, InputFileError, TranscriptError
-from semges_core.motion import Motion
-from semges_core.skeleton import Skeleton
-from semges_core.textgrid import Interval, IntervalTier, PointTier, TextGrid, read_textgrid, words_from_textgrid, write_textgrid
-from semges_core.transcripts import load_transcript, read_json_words, read_plain_text, read_srt, read_vtt
+from semges_core.motion.clip import Motion
+from semges_core.motion.skeleton import Skeleton
+from semges_core.formats.textgrid import Interval, IntervalTier, PointTier, TextGrid, read_textgrid, words_from_textgrid, write_textgrid
+from semges_core.speech.transcripts import load_transcript, read_json_words, read_plain_text, read_srt, read_vtt
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

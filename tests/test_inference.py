@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from semges_core.audio import load_audio, write_wav
+from semges_core.speech.audio import load_audio, write_wav
 from semges_core.bundle import load_bundle
-from semges_core.bvh import read_bvh
+from semges_core.formats.bvh import read_bvh
 from semges_core.cli import main as cli
 from semges_core.inference import generate, stitch, window_starts
-from semges_core.motion_npz import load_motion_npz
-from semges_core.textgrid import Word
+from semges_core.formats.npz import load_motion_npz
+from semges_core.formats.textgrid import Word
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_WAV = REPO / "examples" / "speech.wav"
@@ -77,10 +77,10 @@ def test_five_minute_input_runs_in_bounded_memory(tiny_bundle, tmp_path):
     script = f"""
 import resource, sys, json
 sys.path.insert(0, {str(REPO)!r})
-from semges_core.audio import load_audio
+from semges_core.speech.audio import load_audio
 from semges_core.bundle import load_bundle
 from semges_core.inference import generate
-from semges_core.textgrid import Word
+from semges_core.formats.textgrid import Word
 b = load_bundle({str(tiny_bundle)!r})
 a = load_audio({str(wav)!r})
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from semges_core.kinematics import forward_kinematics
-from semges_core.rotations import euler_to_matrix, euler_to_matrix_per_joint, matrix_to_quat
-from semges_core.skeleton import BEAT_SKELETON as SKEL
+from semges_core.motion.kinematics import forward_kinematics
+from semges_core.motion.rotations import euler_to_matrix, euler_to_matrix_per_joint, matrix_to_quat
+from semges_core.motion.skeleton import BEAT_SKELETON as SKEL
 
 J = len(SKEL)
 
@@ -131,3 +131,16 @@ def test_bad_shapes():
         forward_kinematics(SKEL, np.zeros((2, J - 1, 3, 3)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="root_positions"):
         forward_kinematics(SKEL, identity(2), np.zeros((2, 2)))
+
+
+def test_blocks_change_nothing(monkeypatch):
+    from semges_core.motion import arrays
+
+    local, root = random_pose((7,), seed=3)
+    pos, glob = forward_kinematics(SKEL, local, root, return_global=True)
+    one_root = forward_kinematics(SKEL, matrix_to_quat(local), root[0])
+    monkeypatch.setattr(arrays, "BLOCK", 1)  # one frame per block
+    blocked = forward_kinematics(SKEL, local, root, return_global=True)
+    np.testing.assert_array_equal(blocked[0], pos)
+    np.testing.assert_array_equal(blocked[1], glob)
+    np.testing.assert_array_equal(forward_kinematics(SKEL, matrix_to_quat(local), root[0]), one_root)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from semges_core.audio import load_audio, write_wav
-from semges_core.metrics import (
+from semges_core.speech.audio import load_audio, write_wav
+from semges_core.evaluation.metrics import (
     BC_JOINT_SETS,
     audio_beats,
     beat_alignment,
@@ -28,7 +28,7 @@ from semges_core.metrics import (
     wrap_degrees,
 )
 from semges_core.model.motion_autoencoder import MotionAutoencoder, MotionAutoencoderConfig
-from semges_core.skeleton import UPPER_BODY_JOINTS
+from semges_core.motion.skeleton import UPPER_BODY_JOINTS
 
 # ============================================================================ FGD
 

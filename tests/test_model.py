@@ -9,7 +9,7 @@ from semges_core.model.generator import GeneratorConfig, SemGesGenerator
 from semges_core.model.losses import Stage1LossConfig, Stage2LossConfig, stage1_loss, stage2_loss
 from semges_core.model.quantizer import Codebook
 from semges_core.model.vqvae import MotionVQVAE, VQVAEConfig
-from semges_core.rotations import euler_to_rot6d
+from semges_core.motion.rotations import euler_to_rot6d
 
 
 def tiny_priors(down_t: int = 0):

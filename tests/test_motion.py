@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from semges_core.errors import InputFileError
-from semges_core.motion import Motion
-from semges_core.normalization import NormStats
-from semges_core.rotations import euler_to_matrix, quat_to_matrix
-from semges_core.skeleton import (
+from semges_core.motion.clip import Motion
+from semges_core.motion.normalization import NormStats
+from semges_core.motion.rotations import euler_to_matrix, quat_to_matrix
+from semges_core.motion.skeleton import (
     BEAT_SKELETON as SKEL,
     BODY_JOINTS,
     HAND_JOINTS,

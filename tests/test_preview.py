@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semges_core.motion import Motion
-from semges_core.preview import PreviewError, render_frames_png, render_video
-from semges_core.skeleton import BEAT_SKELETON
+from semges_core.motion.clip import Motion
+from semges_core.evaluation.preview import PreviewError, render_frames_png, render_video
+from semges_core.motion.skeleton import BEAT_SKELETON
 
 
 def waving_motion(seconds: float = 2.0, fps: float = 30.0) -> Motion:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import multiprocessing
+import os
 
 import numpy as np
 import pytest
@@ -12,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from semges_core import rotations as rot
+from semges_core.motion import arrays
+from semges_core.motion import rotations as rot
 
 ORDERS = ["".join(p) for p in itertools.permutations("XYZ")]
 angle = st.floats(-360.0, 360.0, allow_nan=False, allow_infinity=False)
@@ -253,6 +256,7 @@ FUNCS = [
     (rot.quat_conjugate, (4, 5, 4)),
     (lambda x: rot.quat_multiply(x, x[..., [3, 2, 1, 0]]), (4, 5, 4)),
     (lambda x: rot.quat_slerp(x[0], x[1], 0.3), (2, 5, 4)),
+    (rot.quat_continuous, (4, 5, 4)),
 ]
 
 
@@ -280,3 +284,76 @@ def test_gradients_are_finite_at_the_identity():
         x = x.clone().requires_grad_(True)
         fn(x).sum().backward()
         assert torch.isfinite(x.grad).all(), fn.__name__
+
+
+def test_quat_continuous():
+    q = rot.matrix_to_quat(random_matrices(1, seed=10))[0]
+    signs = np.where(np.arange(20) % 3 == 0, -1.0, 1.0)  # the same rotation, signs jumping
+    flipped = q * signs[:, None]
+    out = rot.quat_continuous(flipped)
+    np.testing.assert_array_equal(out, np.tile(flipped[0], (20, 1)))
+    # Per joint along time (T, J, 4); the first frame keeps its sign, the input is left alone.
+    both = np.stack([flipped, -flipped], axis=1)  # (20, 2, 4)
+    out = rot.quat_continuous(both)
+    np.testing.assert_array_equal(out[:, 0], np.tile(flipped[0], (20, 1)))
+    np.testing.assert_array_equal(out[:, 1], np.tile(-flipped[0], (20, 1)))
+    assert both[1, 0, 0] == flipped[1, 0]
+    t = rot.quat_continuous(torch.tensor(both, dtype=torch.float32))
+    assert t.dtype == torch.float32
+    np.testing.assert_allclose(t.numpy(), out, atol=1e-7)
+    np.testing.assert_array_equal(rot.quat_continuous(q[None]), q[None])
+
+
+# ----------------------------------------------------------------------------- numpy in blocks
+
+
+def test_blocks_change_nothing(monkeypatch):
+    """Long numpy batches run in blocks: the results are the same as all at once, shapes broadcast alike."""
+    rng = np.random.default_rng(11)
+    R = random_matrices(6 * 5, seed=12).reshape(6, 5, 3, 3)
+    q0, q1 = rot.matrix_to_quat(R), rot.matrix_to_quat(R[::-1])
+    t = rng.uniform(size=(6, 1))
+    euler = rng.uniform(-180, 180, (6, 5, 3))
+    orders = ["ZXY", "XYZ", "ZXY", "YZX", "ZXY"]
+    calls = [
+        lambda: rot.matrix_to_quat(R),
+        lambda: rot.quat_slerp(q0, q1, t),  # t (6, 1) against (6, 5, 4)
+        lambda: rot.quat_slerp(q0[0, 0], q1, 0.25),  # a single q0 broadcast over the batch
+        lambda: rot.quat_multiply(q0[:1], q1),  # a length-1 leading axis broadcasts
+        lambda: rot.matrix_to_euler_per_joint(R, orders),
+        lambda: rot.euler_to_matrix_per_joint(euler, orders),
+        lambda: rot.rot6d_to_matrix(rot.matrix_to_rot6d(R)),
+    ]
+    whole = [fn() for fn in calls]
+    monkeypatch.setattr(arrays, "BLOCK", 1)  # one row per block
+    for fn, expected in zip(calls, whole):
+        np.testing.assert_array_equal(fn(), expected)
+    with pytest.raises(ValueError, match=r"got \(6, 5, 4\)"):  # the caller's shape, not a block's
+        rot.matrix_to_quat(np.zeros((6, 5, 4)))
+
+
+def _quat_to_matrix_sum(q: np.ndarray) -> float:
+    return float(rot.quat_to_matrix(q).sum())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_blocks_work_in_a_forked_child():
+    """A child forked after the block threads started (a dataset build's workers) gets threads of its own."""
+    q = np.random.default_rng(13).normal(size=(100_000, 4))  # long enough to run in blocks
+    expected = _quat_to_matrix_sum(q)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_quat_to_matrix_sum, (q,)).get(timeout=60) == expected
+
+
+def test_gradients_match_finite_differences():
+    """The formulas training differentiates through (Euler, slerp, Shepperd, Gram-Schmidt, FK-style products)."""
+    rng = np.random.default_rng(14)
+    angles = torch.tensor(rng.uniform(-80, 80, (5, 3)), requires_grad=True)
+    q0, q1 = (torch.tensor(rot.euler_to_quat(rng.uniform(-80, 80, (5, 3)), "XYZ"), requires_grad=True) for _ in "ab")
+    t = torch.tensor(rng.uniform(0, 1, 5), requires_grad=True)
+    x6 = torch.tensor(rng.normal(size=(5, 6)), requires_grad=True)
+    for order in ("ZXY", "XZY"):
+        assert torch.autograd.gradcheck(lambda a: rot.euler_to_matrix(a, order), (angles,))
+        assert torch.autograd.gradcheck(lambda a: rot.matrix_to_euler(rot.euler_to_matrix(a, order), order), (angles,))
+    assert torch.autograd.gradcheck(rot.quat_slerp, (q0, q1, t))
+    assert torch.autograd.gradcheck(lambda x: rot.matrix_to_quat(rot.rot6d_to_matrix(x)), (x6,))

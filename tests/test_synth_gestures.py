@@ -10,8 +10,8 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from semges_core.kinematics import forward_kinematics
-from semges_core.skeleton import BEAT_SKELETON as SKEL, HAND_JOINTS
+from semges_core.motion.kinematics import forward_kinematics
+from semges_core.motion.skeleton import BEAT_SKELETON as SKEL, HAND_JOINTS
 from training.synthbeat.events import BEAT, GESTURE_FAMILIES, GestureEvent, SpeakerStyle
 from training.synthbeat.gestures import synthesize_motion
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from semges_core.annotations import read_emotion, read_semantic
-from semges_core.audio import load_audio
-from semges_core.beat_names import EMOTIONS, TakeId, emotion_of, split_of
-from semges_core.bvh import read_bvh, read_bvh_header
-from semges_core.textgrid import read_textgrid, words_from_textgrid
+from semges_core.formats.annotations import read_emotion, read_semantic
+from semges_core.speech.audio import load_audio
+from semges_core.data.beat_names import EMOTIONS, TakeId, emotion_of, split_of
+from semges_core.formats.bvh import read_bvh, read_bvh_header
+from semges_core.formats.textgrid import read_textgrid, words_from_textgrid
 from training.synthbeat import lexicon
 from training.synthbeat.events import GESTURE_FAMILIES
 from training.synthbeat.generate import (

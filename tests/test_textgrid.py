@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from semges_core.errors import TranscriptError
-from semges_core.textgrid import (
+from semges_core.formats.textgrid import (
     Interval,
     IntervalTier,
     Point,

@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 
 from semges_core.bundle import bundle_info, load_bundle
-from semges_core.dataset import WindowDataset, open_cache
+from semges_core.data.dataset import WindowDataset, open_cache
 from semges_core.model.generator import GeneratorConfig, SemGesGenerator
 from semges_core.model.losses import Stage1LossConfig, Stage2LossConfig, stage1_loss, stage2_loss
 from semges_core.model.priors import MotionPriors, load_priors
 from semges_core.model.vqvae import VQVAEConfig
-from semges_core.tensor_files import load_tensors
+from semges_core.formats.tensor_files import load_tensors
 from training.config import load_config
 from training.stage1 import train_stage1
 from training.stage2 import train_stage2
@@ -91,8 +91,8 @@ def test_tiny_model_overfits_a_few_synthbeat_windows(synth_cache_dir, tiny_vecto
     assert last < 0.1 * first, (first, last)
 
     # Stage 2 on the same windows with the priors frozen.
-    from semges_core.audio_features import AudioFeatureConfig, MelOnsetFeatures
-    from semges_core.word_vectors import load_word_vectors
+    from semges_core.speech.features import AudioFeatureConfig, MelOnsetFeatures
+    from semges_core.speech.word_vectors import load_word_vectors
     from training.stage2 import vocabulary_table
 
     fe = MelOnsetFeatures(AudioFeatureConfig(n_mels=16))

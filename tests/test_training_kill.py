@@ -33,7 +33,7 @@ from conftest import TINY_CONFIG
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from semges_core.errors import InputFileError
-from semges_core.tensor_files import load_tensors
+from semges_core.formats.tensor_files import load_tensors
 from training.checkpoint import (FAULT_ENV, FAULT_SITES, Position, fault_point, find_latest, latest_checkpoint,
                                  read_checkpoint, remove_partial_writes, save_checkpoint, step_files)
 

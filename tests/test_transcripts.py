@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from semges_core.errors import TranscriptError
-from semges_core.textgrid import Interval, IntervalTier, TextGrid, Word, write_textgrid
-from semges_core.transcripts import (
+from semges_core.formats.textgrid import Interval, IntervalTier, TextGrid, Word, write_textgrid
+from semges_core.speech.transcripts import (
     check_words,
     load_transcript,
     read_json_words,

@@ -44,9 +44,9 @@ from numpy.lib.format import open_memmap
 from torch import nn
 from tqdm import tqdm
 
-from semges_core.audio_features import AudioFeatureConfig
-from semges_core.dataset import MANIFEST as DATASET_MANIFEST
-from semges_core.dataset import Cache
+from semges_core.speech.features import AudioFeatureConfig
+from semges_core.data.dataset import MANIFEST as DATASET_MANIFEST
+from semges_core.data.dataset import Cache
 from semges_core.errors import DatasetError
 
 from . import runtime

@@ -56,7 +56,7 @@ from torch import nn
 
 from semges_core.errors import InputFileError
 from semges_core.fileio import atomic_write
-from semges_core.tensor_files import META_KEY, load_state, load_tensors, strip_prefix, with_prefix
+from semges_core.formats.tensor_files import META_KEY, load_state, load_tensors, strip_prefix, with_prefix
 
 KEEP = 2
 KIND = "semges-training-state"

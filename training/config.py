@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from semges_core.audio_features import AudioFeatureConfig
+from semges_core.speech.features import AudioFeatureConfig
 from semges_core.errors import InputFileError
 from semges_core.model.generator import GeneratorConfig
 from semges_core.model.losses import Stage1LossConfig, Stage2LossConfig

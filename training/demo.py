@@ -19,11 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from semges_core.audio import write_wav
+from semges_core.speech.audio import write_wav
 from semges_core.bundle import DEMO_BUNDLE
 from semges_core.errors import SemgesError
 from semges_core.fileio import atomic_write
-from semges_core.textgrid import write_textgrid
+from semges_core.formats.textgrid import write_textgrid
 
 from .config import load_config
 from .synthbeat.generate import SPEAKER_PRESETS, SynthConfig, generate, word_textgrid

@@ -5,7 +5,7 @@
         [--bundle NAME=PATH ...] [--ground-truth] [--json results.json]
 
 For every test take it generates motion from the take's audio and TextGrid with the
-take's speaker, then computes (conventions in semges_core/metrics.py):
+take's speaker, then computes (conventions in semges_core/evaluation/metrics.py):
 - FGD: Frechet distance of motion-autoencoder features, generated vs real test windows;
 - BC: beat consistency, right-wrist velocity minima against audio onsets, sigma 0.3 s;
 - Diversity: BEAT's L1 deviation from the mean pose (141 Euler degrees);
@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from semges_core.bundle import load_bundle
-from semges_core.dataset import Cache, DatasetConfig, index_dataset, load_cache
+from semges_core.data.dataset import Cache, DatasetConfig, index_dataset, load_cache
 from semges_core.errors import SemgesError
 from semges_core.fileio import atomic_write
 from semges_core.inference import generate
-from semges_core.metrics import beat_consistency, fgd, joint_positions, l1_diversity, srgr
+from semges_core.evaluation.metrics import beat_consistency, fgd, joint_positions, l1_diversity, srgr
 from semges_core.model.motion_autoencoder import load_motion_autoencoder
-from semges_core.textgrid import Word, read_textgrid, words_from_textgrid
+from semges_core.formats.textgrid import Word, read_textgrid, words_from_textgrid
 
 COLUMNS = ("FGD", "BC", "Diversity", "SRGR", "Held-out kw err (cm)")
 

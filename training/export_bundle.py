@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 from semges_core.bundle import save_bundle
-from semges_core.dataset import Cache
+from semges_core.data.dataset import Cache
 from semges_core.errors import SemgesError
 from semges_core.model.generator import SemGesGenerator
-from semges_core.tensor_files import load_state, load_tensors, strip_prefix
-from semges_core.word_vectors import WordVectors, bake_vocabulary
+from semges_core.formats.tensor_files import load_state, load_tensors, strip_prefix
+from semges_core.speech.word_vectors import WordVectors, bake_vocabulary
 
 from .config import TrainConfig, config_to_dict, load_config
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from semges_core.dataset import Cache, WindowDataset, open_cache
+from semges_core.data.dataset import Cache, WindowDataset, open_cache
 from semges_core.errors import SemgesError
 from semges_core.model.motion_autoencoder import (
     MotionAutoencoder,
@@ -87,7 +87,7 @@ def train_fgd_autoencoder(cache_dir: str | Path, out: str | Path, epochs: int = 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train the motion autoencoder used for FGD on a cache's train split.")
-    parser.add_argument("--cache-dir", required=True, help="a built dataset cache (see semges_core.dataset)")
+    parser.add_argument("--cache-dir", required=True, help="a built dataset cache (see semges_core.data.dataset)")
     parser.add_argument("--out", required=True, help="output .safetensors file")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=64)

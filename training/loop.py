@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from semges_core.dataset import WindowDataset
+from semges_core.data.dataset import WindowDataset
 from semges_core.errors import SemgesError
 
 from . import runtime

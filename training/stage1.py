@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from semges_core.dataset import Cache, DatasetConfig, WindowDataset, load_cache
+from semges_core.data.dataset import Cache, DatasetConfig, WindowDataset, load_cache
 from semges_core.model.losses import stage1_loss
 from semges_core.model.priors import MotionPriors, save_priors
 from semges_core.model.vqvae import VQVAEConfig

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from semges_core.audio_features import make_audio_features
-from semges_core.dataset import Cache, WindowDataset
+from semges_core.speech.features import make_audio_features
+from semges_core.data.dataset import Cache, WindowDataset
 from semges_core.errors import SemgesError
 from semges_core.model.generator import SemGesGenerator
 from semges_core.model.losses import stage2_loss
 from semges_core.model.priors import load_priors
-from semges_core.word_vectors import WordVectors, open_word_vectors
+from semges_core.speech.word_vectors import WordVectors, open_word_vectors
 
 from . import runtime
 from .audio_feature_cache import AudioFeatureFile, load_features

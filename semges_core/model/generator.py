@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .vqvae import MotionVQVAE
+from semges_core.model.vqvae import MotionVQVAE
 
 
 @dataclass
@@ -152,6 +152,11 @@ class SemGesGenerator(nn.Module):
             raise ValueError(f"speaker must have shape ({B},), got {tuple(speaker.shape)}")
         if int(speaker.max()) >= self.config.n_speakers or int(speaker.min()) < 0:
             raise ValueError(f"speaker index out of range 0..{self.config.n_speakers - 1}")
+        return self.fuse_unchecked(audio, words, speaker)
+
+    def fuse_unchecked(self, audio: torch.Tensor, words: torch.Tensor, speaker: torch.Tensor):
+        """`fuse` without its data-dependent input checks, so the ONNX exporter can trace it."""
+        T = audio.shape[1]
         pe = sinusoidal_positions(T, self.config.hidden, audio.device).to(audio.dtype)
         x = self.audio_in(audio) + pe + self.speaker(speaker)[:, None]  # (B, T, H)
         text = self.text_encoder(words) + pe  # (B, T, H)

@@ -20,9 +20,9 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ..rotations import rot6d_to_matrix
-from .generator import GeneratorOutput
-from .vqvae import MotionVQVAE, VQVAEOutput
+from semges_core.motion.rotations import rot6d_to_matrix
+from semges_core.model.generator import GeneratorOutput
+from semges_core.model.vqvae import MotionVQVAE, VQVAEOutput
 
 
 @dataclass

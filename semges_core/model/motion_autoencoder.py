@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputFileError
-from ..normalization import NormStats
-from ..tensor_files import load_state, load_tensors, save_tensors
+from semges_core.errors import InputFileError
+from semges_core.motion.normalization import NormStats
+from semges_core.formats.tensor_files import load_state, load_tensors, save_tensors
 
 FGD_AE_KIND = "semges-fgd-autoencoder"
 FGD_AE_FORMAT = 1

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputFileError
-from ..normalization import NormStats
-from ..tensor_files import load_state, load_tensors, save_tensors, strip_prefix, with_prefix
-from .vqvae import MotionVQVAE, VQVAEConfig
+from semges_core.errors import InputFileError
+from semges_core.motion.normalization import NormStats
+from semges_core.formats.tensor_files import load_state, load_tensors, save_tensors, strip_prefix, with_prefix
+from semges_core.model.vqvae import MotionVQVAE, VQVAEConfig
 
 STAGE1_KIND = "semges-stage1"
 STAGE1_FORMAT = 1

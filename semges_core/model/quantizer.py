@@ -66,12 +66,15 @@ class Codebook(nn.Module):
         self.register_buffer("steps_unused", torch.zeros(size, dtype=torch.long))
         self.register_buffer("initialised", torch.tensor(False))
 
-    def nearest(self, z: torch.Tensor) -> torch.Tensor:
-        """Index of the closest code for each row of z (N, D)."""
+    def distances(self, z: torch.Tensor) -> torch.Tensor:
+        """Squared distance from each latent (..., D) to every code: (..., size), in float32."""
         embed = self.embed.float()
         z = z.float()
-        dist2 = z.pow(2).sum(1, keepdim=True) - 2 * z @ embed.t() + embed.pow(2).sum(1)[None]
-        return dist2.argmin(dim=1)
+        return z.pow(2).sum(-1, keepdim=True) - 2 * z @ embed.t() + embed.pow(2).sum(1)
+
+    def nearest(self, z: torch.Tensor) -> torch.Tensor:
+        """Index of the closest code for each row of z (N, D)."""
+        return self.distances(z).argmin(dim=-1)
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         return F.embedding(indices, self.embed)

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .quantizer import Codebook
+from semges_core.model.quantizer import Codebook
 
 
 @dataclass

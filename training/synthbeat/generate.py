@@ -30,13 +30,13 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from semges_core.annotations import SEMANTIC_TYPES, EmotionSegment, SemanticSegment, write_emotion, write_semantic
-from semges_core.audio import write_wav
-from semges_core.beat_names import EMOTIONS, ENGLISH_SPEECH, TakeId, emotion_of, split_of
-from semges_core.bvh import write_bvh
+from semges_core.formats.annotations import SEMANTIC_TYPES, EmotionSegment, SemanticSegment, write_emotion, write_semantic
+from semges_core.speech.audio import write_wav
+from semges_core.data.beat_names import EMOTIONS, ENGLISH_SPEECH, TakeId, emotion_of, split_of
+from semges_core.formats.bvh import write_bvh
 from semges_core.errors import SemgesError
 from semges_core.fileio import atomic_write
-from semges_core.textgrid import Interval, IntervalTier, TextGrid, Word, write_textgrid
+from semges_core.formats.textgrid import Interval, IntervalTier, TextGrid, Word, write_textgrid
 from training.synthbeat import lexicon
 from training.synthbeat.events import BEAT, GestureEvent, SpeakerStyle
 from training.synthbeat.gestures import synthesize_motion

@@ -24,9 +24,9 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from semges_core.motion import Motion
-from semges_core.rotations import euler_to_quat, quat_multiply, quat_slerp
-from semges_core.skeleton import BEAT_ROTATION_ORDER, BEAT_SKELETON
+from semges_core.motion.clip import Motion
+from semges_core.motion.rotations import euler_to_quat, quat_multiply, quat_slerp
+from semges_core.motion.skeleton import BEAT_ROTATION_ORDER, BEAT_SKELETON
 
 from .events import BEAT, GestureEvent, SpeakerStyle
 from .poses import (

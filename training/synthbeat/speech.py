@@ -27,7 +27,7 @@ from scipy.signal import resample_poly
 
 from semges_core.errors import SemgesError
 from semges_core.fileio import atomic_path
-from semges_core.textgrid import Word
+from semges_core.formats.textgrid import Word
 from training.synthbeat.events import SpeakerStyle
 
 SAMPLE_RATE = 16000

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError
-from .fileio import atomic_path
-from .motion import Motion
-from .skeleton import Skeleton
+from semges_core.errors import InputFileError
+from semges_core.fileio import atomic_path
+from semges_core.motion.clip import Motion
+from semges_core.motion.skeleton import Skeleton
 
 
 def save_motion_npz(path: str | Path, motion: Motion) -> None:

@@ -54,15 +54,15 @@ import torch
 from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
-from semges_core.annotations import read_emotion, read_semantic
-from semges_core.audio import load_audio
-from semges_core.bvh import read_bvh
-from semges_core.beat_names import SPLITS, TakeId, emotion_of, is_english, split_of
+from semges_core.formats.annotations import read_emotion, read_semantic
+from semges_core.speech.audio import load_audio
+from semges_core.formats.bvh import read_bvh
+from semges_core.data.beat_names import SPLITS, TakeId, emotion_of, is_english, split_of
 from semges_core.errors import DatasetError, InputFileError
 from semges_core.fileio import atomic_path, atomic_write
-from semges_core.framing import emotion_per_frame, semantic_per_frame, word_index_per_frame
-from semges_core.normalization import NormStats
-from semges_core.textgrid import read_textgrid, words_from_textgrid
+from semges_core.data.framing import emotion_per_frame, semantic_per_frame, word_index_per_frame
+from semges_core.motion.normalization import NormStats
+from semges_core.formats.textgrid import read_textgrid, words_from_textgrid
 
 log = logging.getLogger(__name__)
 

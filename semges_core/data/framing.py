@@ -13,7 +13,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from semges_core.textgrid import Word
+from semges_core.formats.textgrid import Word
 
 
 class _Semantic(Protocol):

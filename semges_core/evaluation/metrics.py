@@ -64,9 +64,9 @@ import numpy as np
 from scipy import linalg
 from scipy.signal import argrelextrema
 
-from .model.motion_autoencoder import MotionAutoencoder, motion_features
-from .motion import Motion
-from .skeleton import BEAT_SKELETON, Skeleton
+from semges_core.model.motion_autoencoder import MotionAutoencoder, motion_features
+from semges_core.motion.clip import Motion
+from semges_core.motion.skeleton import BEAT_SKELETON, Skeleton
 
 # ============================================================================ FGD
 

@@ -22,10 +22,10 @@ from typing import BinaryIO, TextIO
 
 import numpy as np
 
-from .errors import BVHFormatError
-from .fileio import atomic_write
-from .motion import Motion
-from .skeleton import Skeleton
+from semges_core.errors import BVHFormatError
+from semges_core.fileio import atomic_write
+from semges_core.motion.clip import Motion
+from semges_core.motion.skeleton import Skeleton
 
 # Position channels that differ from the joint's OFFSET by more than this (cm)
 # would need per-joint translation, which Motion cannot hold.

@@ -201,6 +201,13 @@ class Skeleton:
     def leaves(self) -> list[int]:
         return [j for j in range(len(self)) if not self.children(j)]
 
+    def rest_positions(self) -> np.ndarray:
+        """(J, 3) world positions in the rest pose (every rotation the identity): offsets summed down each chain."""
+        pos = np.zeros((len(self), 3))
+        for j, p in enumerate(self.parents):
+            pos[j] = self.offsets[j] if p < 0 else pos[p] + self.offsets[j]
+        return pos
+
     def same_layout(self, other: "Skeleton") -> bool:
         """True when names and parents agree (offsets and channel orders may differ)."""
         return self.names == other.names and self.parents == other.parents

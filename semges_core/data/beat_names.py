@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from semges_core.annotations import EMOTIONS
+from semges_core.formats.annotations import EMOTIONS
 from semges_core.errors import DatasetError
 
 __all__ = [

@@ -16,7 +16,7 @@ and line (or JSON item) of every value, so a bad file is reported where it is ba
 
 Subtitle cues time whole lines, not words: without audio a cue's words share its
 span in proportion to their expected spoken length; with audio each cue's words are
-placed on the speech inside the cue (semges_core.alignment).
+placed on the speech inside the cue (semges_core.speech.alignment).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from semges_core.alignment import align_plain_text, align_segments, spoken_length, spread_words
+from semges_core.speech.alignment import align_plain_text, align_segments, spoken_length, spread_words
 from semges_core.errors import TranscriptError
-from semges_core.textgrid import Word, _decode, _parse, words_from_textgrid
+from semges_core.formats.textgrid import Word, _decode, _parse, words_from_textgrid
 
 AUDIO_OVERRUN_S = 0.5  # how far the words may run past the end of the audio
 

@@ -13,7 +13,7 @@ from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
-from .errors import InputFileError
+from semges_core.errors import InputFileError
 
 
 class WordVectors(Protocol):
@@ -111,7 +111,7 @@ class TableVectors:
         return cls([str(w) for w in words], vectors)
 
     def save_npz(self, path: str | Path) -> None:
-        from .fileio import atomic_path
+        from semges_core.fileio import atomic_path
 
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:

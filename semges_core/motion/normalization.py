@@ -11,15 +11,18 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, TypeVar
+from typing import TYPE_CHECKING, Iterable, TypeVar
 
 import numpy as np
-import torch
 
-from .errors import InputFileError
-from .fileio import atomic_path
+from semges_core.errors import InputFileError
+from semges_core.fileio import atomic_path
+from semges_core.motion.arrays import namespace
 
-Array = TypeVar("Array", np.ndarray, torch.Tensor)
+if TYPE_CHECKING:
+    import torch
+
+Array = TypeVar("Array", np.ndarray, "torch.Tensor")
 
 
 @dataclass
@@ -88,14 +91,8 @@ class NormStats:
     def _like(self, x):
         if x.shape[-1] != self.dim:
             raise ValueError(f"expected (..., {self.dim}) features, got shape {tuple(x.shape)}")
-        if isinstance(x, torch.Tensor):
-            dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
-            return (
-                torch.as_tensor(self.mean, dtype=dtype, device=x.device),
-                torch.as_tensor(self.std, dtype=dtype, device=x.device),
-            )
-        dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
-        return self.mean.astype(dtype), self.std.astype(dtype)
+        xp = namespace(x)  # torch for a tensor, without importing torch for numpy
+        return xp.asarray(self.mean, like=x), xp.asarray(self.std, like=x)
 
     def save(self, path: str | Path) -> None:
         """Write an .npz with arrays `mean` and `std`, atomically."""

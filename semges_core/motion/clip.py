@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kinematics import forward_kinematics
-from .rotations import (
+from semges_core.motion.arrays import array_function
+from semges_core.motion.kinematics import forward_kinematics
+from semges_core.motion.rotations import (
     euler_to_matrix_per_joint,
     matrix_to_euler_per_joint,
     matrix_to_quat,
@@ -21,7 +22,7 @@ from .rotations import (
     quat_to_matrix,
     rot6d_to_matrix,
 )
-from .skeleton import BEAT_SKELETON, BODY_JOINTS, HAND_JOINTS, UPPER_BODY_JOINTS, Skeleton
+from semges_core.motion.skeleton import BEAT_SKELETON, BODY_JOINTS, HAND_JOINTS, UPPER_BODY_JOINTS, Skeleton
 
 # The networks' rot6d vector lists the body joints first, then the hands.
 _ROT6D_JOINTS: tuple[str, ...] = BODY_JOINTS + HAND_JOINTS
@@ -170,8 +171,8 @@ class Motion:
         cyclically or cut to T) or, without one, from the rest pose.
         """
         pose = _check_pose(pose, 6 * len(_ROT6D_JOINTS), "rot6d")
-        R = rot6d_to_matrix(pose.reshape(len(pose), -1, 6))  # (T, 47, 3, 3)
-        return _with_upper_body(matrix_to_quat(R), _ROT6D_JOINTS, fps, skeleton, base)
+        quats = _rot6d_to_quat(pose.reshape(len(pose), -1, 6))  # (T, 47, 4)
+        return _with_upper_body(quats, _ROT6D_JOINTS, fps, skeleton, base)
 
     @classmethod
     def from_upper_body_euler(
@@ -190,6 +191,12 @@ class Motion:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+@array_function(1)
+def _rot6d_to_quat(x: np.ndarray) -> np.ndarray:
+    """(..., 6) -> (..., 4), both steps in one pass over numpy's blocks (no full-size matrices in between)."""
+    return matrix_to_quat(rot6d_to_matrix(x))
 
 
 def _continuous_euler(quats: np.ndarray, orders) -> np.ndarray:

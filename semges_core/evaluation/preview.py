@@ -20,11 +20,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
-from .errors import SemgesError
-from .fileio import atomic_path
-from .kinematics import forward_kinematics
-from .motion import Motion
-from .skeleton import Skeleton
+from semges_core.errors import SemgesError
+from semges_core.fileio import atomic_path
+from semges_core.motion.kinematics import forward_kinematics
+from semges_core.motion.clip import Motion
+from semges_core.motion.skeleton import Skeleton
 
 _RIGHT, _LEFT, _CENTRE = "#d62728", "#1f77b4", "#333333"
 _BODY_WIDTH, _HAND_WIDTH = 3.0, 1.2

@@ -1,0 +1,1 @@
+"""Judging motion: the paper's metrics and stick-figure previews."""

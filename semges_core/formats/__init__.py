@@ -1,0 +1,1 @@
+"""File formats read and written: BVH, Praat TextGrid, BEAT annotations, motion .npz, safetensors."""

@@ -1,0 +1,1 @@
+"""Speech input: audio files, audio features, transcripts and their alignment, word vectors."""
