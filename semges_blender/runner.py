@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, emit) -> dict:
 
     result = generate(model, audio, words, args.speaker, fps=args.fps, seed=args.seed, progress=progress)
     emit({"progress": 0.97, "status": "writing the motion"})
-    save_motion_npz(args.out, result.motion)
+    save_motion_npz(args.out, result.motion, with_euler=False)  # Blender reads quaternions
     ours = [w for w in caught if w.category.__module__.startswith("semges_core")]  # not the libraries' chatter
     shown = list(dict.fromkeys(str(w.message) for w in ours))
     return {"done": True, "out": str(args.out), "frames": result.motion.n_frames, "fps": result.motion.fps,

@@ -103,8 +103,9 @@ def _cmd_generate(args: argparse.Namespace, rest: list[str]) -> int:
 
         result = generate(runtime, audio, words, args.speaker, fps=args.fps, seed=args.seed, progress=progress)
     t = time.perf_counter()
-    write_bvh(out, result.motion)
-    save_motion_npz(npz, result.motion)
+    euler = result.motion.euler_degrees()
+    write_bvh(out, result.motion, euler=euler)
+    save_motion_npz(npz, result.motion, euler=euler)
     write_s = time.perf_counter() - t
     total = time.perf_counter() - t0  # the preview is extra, not part of generation
     if args.preview:

@@ -85,15 +85,18 @@ def read_bvh_header(path: str | Path) -> tuple[Skeleton, int, float]:
     return header.skeleton, header.n_frames, header.fps
 
 
-def write_bvh(path: str | Path, motion: Motion, precision: int = 4) -> None:
-    """Write `motion` as BVH, each joint in its skeleton rotation order; atomic."""
+def write_bvh(path: str | Path, motion: Motion, precision: int = 4, euler: np.ndarray | None = None) -> None:
+    """Write `motion` as BVH, each joint in its skeleton rotation order; atomic.
+
+    `euler`: the motion's `euler_degrees()`, when the caller has them already.
+    """
     skeleton = motion.skeleton
     for name in skeleton.names:
         if not name or any(c.isspace() or c in "{}" for c in name):
             raise ValueError(f"joint name {name!r} cannot be written to BVH (empty, braces or whitespace)")
     if precision < 0:
         raise ValueError(f"precision must be >= 0, got {precision}")
-    euler = motion.euler_degrees()  # (T, J, 3) in each joint's order
+    euler = motion.euler_degrees() if euler is None else euler  # (T, J, 3) in each joint's order
     # An explicit width: reshape(0, -1) cannot infer one for a motion without frames.
     values = np.concatenate([motion.root_positions, euler.reshape(motion.n_frames, 3 * len(skeleton))], axis=1)  # (T, 3 + 3J)
     if not np.all(np.isfinite(values)):

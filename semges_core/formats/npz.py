@@ -15,10 +15,17 @@ import numpy as np
 from semges_core.errors import InputFileError
 from semges_core.fileio import atomic_path
 from semges_core.motion.clip import Motion
-from semges_core.motion.skeleton import Skeleton
+from semges_core.motion.skeleton import UPPER_BODY_JOINTS, Skeleton
 
 
-def save_motion_npz(path: str | Path, motion: Motion) -> None:
+def save_motion_npz(path: str | Path, motion: Motion, euler: np.ndarray | None = None,
+                    with_euler: bool = True) -> None:
+    """Quaternions (what SemGes reads back) and, unless `with_euler` is False, Euler angles for other tools.
+
+    `euler`: the motion's `euler_degrees()` when the caller already has them (they cost more
+    than the rest of the file). Written uncompressed: rotation floats hardly compress, and
+    zlib took longer than generating the motion.
+    """
     sk = motion.skeleton
     arrays = {
         "fps": np.float64(motion.fps),
@@ -28,15 +35,18 @@ def save_motion_npz(path: str | Path, motion: Motion) -> None:
         "rotation_orders": np.asarray(sk.rotation_orders, dtype=str),
         "root_positions": motion.root_positions.astype(np.float32),
         "quaternions": motion.rotations.astype(np.float32),
-        "euler_degrees": motion.euler_degrees().astype(np.float32),
     }
-    try:
-        arrays["upper_body_euler"] = motion.upper_body_euler()
-    except KeyError:
-        pass  # not a BEAT-like skeleton: no 141-value pose vector
+    if with_euler:
+        euler = motion.euler_degrees() if euler is None else euler
+        arrays["euler_degrees"] = euler.astype(np.float32)
+        try:  # the 141-value pose vector: the same continuous angles, upper-body joints only
+            idx = sk.indices(UPPER_BODY_JOINTS)
+            arrays["upper_body_euler"] = euler[:, idx].reshape(motion.n_frames, -1).astype(np.float32)
+        except KeyError:
+            pass  # not a BEAT-like skeleton: no 141-value pose vector
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            np.savez(f, **arrays)
 
 
 def load_motion_npz(path: str | Path) -> Motion:
