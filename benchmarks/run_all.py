@@ -41,6 +41,8 @@ def plan(quick: bool) -> list[tuple[str, Path, list[str], str]]:
     for dev in devices:
         args = ["--device", dev] + (["--seconds", "10", "--skip-paper"] if quick else [])
         runs.append((f"Inference ({dev})", py, ["inference_rtf.py", *args], f"inference_{dev}"))
+    args = ["--seconds", "10", "--repeats", "1"] if quick else []
+    runs.append(("Runtimes, ONNX vs torch (CLI and Blender Generate)", py, ["runtimes.py", *args], "runtimes"))
     for venv in (".venv", ".venv-blender42"):
         if _python(venv).exists():
             args = ["--seconds", "10", "--repeats", "1"] if quick else []
@@ -54,7 +56,7 @@ def plan(quick: bool) -> list[tuple[str, Path, list[str], str]]:
 def summary(results: Path) -> str:
     """The results tables, in a fixed order, from whatever result files exist."""
     parts = []
-    for title, pattern in (("Inference", "inference_*.md"), ("Keyframing in Blender", "keyframing_blender*.md"),
+    for title, pattern in (("Runtimes: ONNX Runtime vs torch", "runtimes.md"), ("Inference", "inference_*.md"), ("Keyframing in Blender", "keyframing_blender*.md"),
                            ("Training throughput", "training_*.md")):
         files = sorted(results.glob(pattern))
         if files:

@@ -88,6 +88,7 @@ def _pick_armature(name: str | None) -> str:
 
 def run_batch(audio: str | Path, transcript: str | Path | None = None, armature: str | None = None, *,
               preset: str = "auto", model: str = "", speaker: str = "", device: str = "auto", seed: int = 0,
+              variation: float = 0.0,
               start_frame: int = 1, add_audio: bool = False, allow_missing: bool = False,
               scene_range: str = "extend", python: str = "", save: str | Path | None = None,
               log=print) -> list[BatchItem]:
@@ -107,7 +108,7 @@ def run_batch(audio: str | Path, transcript: str | Path | None = None, armature:
             log(f"semges: error: {item.error}")
             continue
         options = GenerateOptions(audio=str(item.audio), armature=name, transcript=str(item.transcript),
-                                  preset=preset, model=model, speaker=speaker, device=device, seed=seed,
+                                  preset=preset, model=model, speaker=speaker, device=device, seed=seed, variation=variation,
                                   start_frame=start_frame, add_audio=add_audio, allow_missing=allow_missing,
                                   scene_range=scene_range, python=python)
         try:
@@ -137,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="", help="model bundle (default: the demo model)")
     p.add_argument("--speaker", default="")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="which variant, when --variation is above 0")
+    p.add_argument("--variation", type=float, default=0.0, help="0: most likely gestures; above 0: a variant per seed")
     p.add_argument("--start-frame", type=int, default=1)
     p.add_argument("--add-audio", action="store_true", help="also put the speech in the sequencer")
     p.add_argument("--allow-missing", action="store_true", help="skip mapped bones the rig lacks")
@@ -159,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.blend:
             bpy.ops.wm.open_mainfile(filepath=args.blend)
         items = run_batch(args.audio, args.transcript, args.armature, preset=args.preset, model=args.model,
-                          speaker=args.speaker, device=args.device, seed=args.seed, start_frame=args.start_frame,
+                          speaker=args.speaker, device=args.device, seed=args.seed, variation=args.variation, start_frame=args.start_frame,
                           add_audio=args.add_audio, allow_missing=args.allow_missing,
                           scene_range=args.scene_range, python=args.python, save=args.save)
     except SemgesError as e:

@@ -97,6 +97,7 @@ class VIEW3D_PT_semges(bpy.types.Panel):
         known = _speakers(bpy.path.abspath(s.model_path))
         col.label(text=known, icon='ERROR' if known.startswith("Model") else 'USER')
         col.prop(s, "device")
+        col.prop(s, "variation")
         col.prop(s, "seed")
 
         col = layout.column(heading="Keys")

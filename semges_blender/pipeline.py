@@ -67,6 +67,7 @@ class GenerateOptions:
     speaker: str = ""
     device: str = "auto"
     seed: int = 0
+    variation: float = 0.0  # 0: the model's most likely gestures; above 0: a variant per seed
     start_frame: int = 1
     add_audio: bool = True
     allow_missing: bool = False
@@ -151,7 +152,8 @@ def prepare(options: GenerateOptions, scene: bpy.types.Scene | None = None) -> P
             raise InputFileError(transcript, "transcript file is empty (0 bytes), expected the words that are spoken")
     request = GenerationRequest(audio=str(audio), transcript=str(transcript), out=str(workdir / "motion.npz"),
                                 model=str(model), speaker=options.speaker, device=options.device,
-                                seed=options.seed, fps=scene_fps(scene), runtime=options.runtime,
+                                seed=options.seed, variation=options.variation, fps=scene_fps(scene),
+                                runtime=options.runtime,
                                 transcript_label=label)
     return Prepared(request, python, workdir, options, scene.name)
 

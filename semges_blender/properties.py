@@ -3,7 +3,8 @@
 import json
 
 import bpy
-from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
+                       StringProperty)
 
 from .errors import MappingError
 from .pipeline import GenerateOptions
@@ -67,7 +68,11 @@ class SemgesSettings(bpy.types.PropertyGroup):
     device: EnumProperty(name="Device", default='auto',
                          items=[('auto', "Auto", "CUDA when available, else the CPU"),
                                 ('cpu', "CPU", "Always the CPU"), ('cuda', "CUDA", "An NVIDIA GPU")])
-    seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same gestures")
+    seed: IntProperty(name="Seed", default=0, min=0,
+                      description="Which variant, when Variation is above 0: the same seed gives the same gestures")
+    variation: FloatProperty(name="Variation", default=0.0, min=0.0, max=2.0, soft_max=1.0,
+                             description="0: the model's most likely gestures (the seed does not matter). Above 0: "
+                                         "other plausible gestures for the same speech, one variant per seed")
     start_frame: IntProperty(name="Start Frame", default=1, description="Frame of the first key (and of the sound)")
     add_audio: BoolProperty(name="Add Audio to Sequencer", default=True,
                             description="Put the speech in the sequencer at the start frame so it plays with the keys")
@@ -89,7 +94,7 @@ def options_from_settings(s: SemgesSettings, python: str = "") -> GenerateOption
         transcript="" if text else s.transcript_path,
         text_block=(s.transcript_text.name if s.transcript_text else "") if text else "",
         preset=custom_mapping(s) if s.preset == "custom" else s.preset,
-        model=s.model_path, speaker=s.speaker, device=s.device, seed=s.seed,
+        model=s.model_path, speaker=s.speaker, device=s.device, seed=s.seed, variation=s.variation,
         start_frame=s.start_frame, add_audio=s.add_audio, allow_missing=s.allow_missing,
         scene_range=s.scene_range, python=python)
 

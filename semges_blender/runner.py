@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
     p.add_argument("--runtime", default="auto", choices=("auto", "onnx", "torch"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variation", type=float, default=0.0)
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the written motion")
     return p
 
@@ -90,7 +91,8 @@ def run(args: argparse.Namespace, emit) -> dict:
     def progress(fraction: float, status: str) -> None:
         emit({"progress": round(0.05 + 0.9 * fraction, 4), "status": status})
 
-    result = generate(model, audio, words, args.speaker, fps=args.fps, seed=args.seed, progress=progress)
+    result = generate(model, audio, words, args.speaker, fps=args.fps, seed=args.seed, progress=progress,
+                      variation=args.variation)
     emit({"progress": 0.97, "status": "writing the motion"})
     save_motion_npz(args.out, result.motion, with_euler=False)  # Blender reads quaternions
     ours = [w for w in caught if w.category.__module__.startswith("semges_core")]  # not the libraries' chatter

@@ -124,6 +124,7 @@ class GenerationRequest:
     speaker: str = ""
     device: str = "auto"
     seed: int = 0
+    variation: float = 0.0
     fps: float = 30.0
     precision: str = "auto"
     runtime: str = "auto"
@@ -131,7 +132,8 @@ class GenerationRequest:
 
     def argv(self) -> list[str]:
         args = ["--audio", str(self.audio), "--transcript", str(self.transcript), "--out", str(self.out),
-                "--device", self.device, "--seed", str(int(self.seed)), "--fps", repr(float(self.fps)),
+                "--device", self.device, "--seed", str(int(self.seed)),
+                "--variation", repr(float(self.variation)), "--fps", repr(float(self.fps)),
                 "--precision", self.precision, "--runtime", self.runtime]
         if self.model:
             args += ["--model", str(self.model)]

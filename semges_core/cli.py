@@ -101,7 +101,8 @@ def _cmd_generate(args: argparse.Namespace, rest: list[str]) -> int:
             bar.set_postfix_str(status)
             bar.refresh()
 
-        result = generate(runtime, audio, words, args.speaker, fps=args.fps, seed=args.seed, progress=progress)
+        result = generate(runtime, audio, words, args.speaker, fps=args.fps, seed=args.seed, progress=progress,
+                          variation=args.variation)
     t = time.perf_counter()
     euler = result.motion.euler_degrees()
     write_bvh(out, result.motion, euler=euler)
@@ -194,7 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: a CUDA GPU when the runtime has one")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                    help="torch on CUDA only: auto uses bf16 where supported")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="which variant, when --variation is above 0")
+    p.add_argument("--variation", type=float, default=0.0,
+                   help="0 (default): the model's most likely gestures; 0.1-1: sample other plausible ones, "
+                        "a different variant per --seed")
     p.add_argument("--hubert", help="local HuBERT directory for bundles that use HuBERT features")
     p.add_argument("--preview", help="also render a stick-figure .gif of the result")
     p.add_argument("--timings", action="store_true", help="print the time of each stage")
@@ -224,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", required=True, help="where the cache is written")
     p.add_argument("--speakers", help="comma-separated speaker ids (default: all)")
     p.set_defaults(func=_cmd_cache)
+
+    from semges_core.speech.align_command import add_parser as add_align_parser
+
+    add_align_parser(sub)
     return parser
 
 

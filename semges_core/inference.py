@@ -28,6 +28,7 @@ from semges_core.speech.audio import MIN_AUDIO_SECONDS
 from semges_core.speech.word_vectors import frame_vectors
 
 OVERLAP = 4
+VARIATION_HOLD = 4  # code frames between independent draws of the sampling noise (0.27 s at 15 fps)
 
 Progress = Callable[[float, str], None]
 
@@ -85,6 +86,38 @@ def stitch(windows, starts: Sequence[int], n_frames: int, overlap: int = OVERLAP
     return result
 
 
+def code_noise(n_frames: int, size: int, seed: int, hold: int = VARIATION_HOLD) -> np.ndarray:
+    """Gumbel noise (n_frames, size) that changes smoothly over time, for sampling codebook entries.
+
+    Independent draws at every `hold`-th frame, linearly interpolated between: a sampled
+    choice persists for a few frames instead of flickering, and windows that overlap in
+    time see the same noise there, so their cross-fade joins agreeing motion.
+    """
+    rng = np.random.default_rng(seed)
+    knots = np.arange(0, n_frames + hold, hold)
+    u = rng.random((len(knots), size)).clip(1e-12, 1 - 1e-12)
+    g = -np.log(-np.log(u))  # (knots, size) standard Gumbel
+    t = np.arange(n_frames)
+    i = np.minimum(t // hold, len(knots) - 2)
+    w = ((t - knots[i]) / hold)[:, None]
+    return (1 - w) * g[i] + w * g[i + 1]
+
+
+def choose_codes(distances: np.ndarray, variation: float = 0.0, noise: np.ndarray | None = None) -> np.ndarray:
+    """Codebook entries from squared distances (..., K): the nearest, or sampled.
+
+    With variation > 0 each frame samples from softmax(-(d - d_min) / tau) (the Gumbel-max
+    trick with `noise`), tau = variation x the standard deviation of that frame's distances
+    over the codebook: at 0.1 only codes nearly as close as the nearest compete, at 1 a
+    broad choice of plausible ones. variation = 0 is the nearest code, bit for bit.
+    """
+    if variation <= 0:
+        return distances.argmin(-1)
+    d = distances.astype(np.float64)
+    tau = variation * d.std(-1, keepdims=True).clip(1e-9)
+    return np.argmax(-(d - d.min(-1, keepdims=True)) / tau + noise, axis=-1)
+
+
 def _as_model(model, device: str, precision: str):
     """A GestureModel; a torch `Bundle` (the older calling convention) is wrapped in the torch runtime."""
     if hasattr(model, "code_distances"):
@@ -97,14 +130,21 @@ def _as_model(model, device: str, precision: str):
 def generate(model, audio: np.ndarray, words: Sequence[Word], speaker: int | str | None = None, *,
              fps: float = 30.0, device: str = "auto", precision: str = "auto", batch_windows: int = 64,
              seed: int = 0, progress: Progress | None = None,
-             should_cancel: Callable[[], bool] | None = None, keep_distances: bool = False) -> GenerationResult:
+             should_cancel: Callable[[], bool] | None = None, keep_distances: bool = False,
+             variation: float = 0.0) -> GenerationResult:
     """audio: 16 kHz mono float32; words: timed transcript. Deterministic for a given seed.
+
+    variation: 0 picks the nearest codebook entry everywhere (the seed does not matter);
+    above 0, entries are sampled (`choose_codes`) and each seed gives other plausible
+    gestures for the same speech, the same seed the same ones, bit for bit.
 
     model: a `GestureModel` from `semges_core.runtime.load_model` (or a torch `Bundle`,
     run with `device` and `precision`).
     """
     if fps <= 0 or not math.isfinite(fps):
         raise SemgesError(f"output frame rate must be positive, got {fps}")
+    if not (math.isfinite(variation) and 0.0 <= variation <= 10.0):
+        raise SemgesError(f"variation must be between 0 and 10, got {variation}")
     model = _as_model(model, device, precision)
     header = model.header
     sr = header.audio_config.sample_rate
@@ -140,6 +180,7 @@ def generate(model, audio: np.ndarray, words: Sequence[Word], speaker: int | str
     timings["text"] = time.perf_counter() - t
 
     hand_codes, body_codes, hand_dist, body_dist = [], [], [], []
+    noise = {}  # per part: Gumbel noise over the whole take's code frames (variation > 0)
     t = time.perf_counter()
     for b in range(0, len(starts), batch_windows):
         if cancelled():
@@ -148,8 +189,18 @@ def generate(model, audio: np.ndarray, words: Sequence[Word], speaker: int | str
         a = np.stack([feats[s:s + window] for s in chunk])  # (n, W, A)
         w = np.stack([text[s:s + window] for s in chunk])  # (n, W, text_dim)
         hand_d, body_d = model.code_distances(a, w, np.full(len(chunk), spk, np.int64))
-        hand_codes.append(hand_d.argmin(-1))
-        body_codes.append(body_d.argmin(-1))
+        if variation > 0 and not noise:
+            per_code = window // hand_d.shape[1]  # frames per code (1 in the paper's setting)
+            n_codes = total // per_code + 1
+            noise = {"hand": code_noise(n_codes, hand_d.shape[-1], seed),
+                     "body": code_noise(n_codes, body_d.shape[-1], seed + 1_000_003)}
+        if variation > 0:
+            idx = (np.asarray(chunk)[:, None] // per_code) + np.arange(hand_d.shape[1])[None]  # (n, W')
+            hand_codes.append(choose_codes(hand_d, variation, noise["hand"][idx]))
+            body_codes.append(choose_codes(body_d, variation, noise["body"][idx]))
+        else:
+            hand_codes.append(hand_d.argmin(-1))
+            body_codes.append(body_d.argmin(-1))
         if keep_distances:
             hand_dist.append(hand_d)
             body_dist.append(body_d)

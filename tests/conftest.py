@@ -65,6 +65,7 @@ restart_after = 5
 
 [stage2]
 out = "{out}/stage2"
+export_onnx = false  # the graphs are tested on the session's tiny bundle; exporting them per run costs ~15 s
 epochs = {epochs}
 batch_size = 8
 lr = 1e-3

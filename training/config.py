@@ -82,6 +82,9 @@ class Stage2Section:
     # false: it runs on every batch's 34-frame windows alone (how the demo model was trained;
     # far slower with HuBERT, and each frame sees only its window's 2.27 s of audio).
     precompute_audio: bool = True
+    # The bundle carries the inference path as ONNX graphs, so it runs without torch (a stock
+    # Blender); false writes a torch-only bundle, quicker to export (`semges convert` adds them later).
+    export_onnx: bool = True
     text: TextSection = field(default_factory=TextSection)
     loss: Stage2LossConfig = field(default_factory=Stage2LossConfig)
 

@@ -28,7 +28,8 @@ def export_bundle(generator: SemGesGenerator, config: TrainConfig, cache: Cache,
     save_bundle(out, generator, config.stage2.audio, words, cache.stats["rot6d"], speakers,
                 cache.config.fps, cache.config.window,
                 extra={"text_vectors": config.stage2.text.vectors, "config": config_to_dict(config),
-                       "training": training or {}, "dataset": str(config.data.root)})
+                       "training": training or {}, "dataset": str(config.data.root)},
+                graphs=config.stage2.export_onnx)
     return Path(out)
 
 

@@ -25,7 +25,6 @@ grow linearly with the take's length.
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 import warnings
@@ -36,7 +35,7 @@ import numpy as np
 
 from semges_core.errors import TranscriptError
 from semges_core.formats.textgrid import Word
-from semges_core.speech.alignment import AlignmentWarning, align_plain_text, tokenize
+from semges_core.speech.alignment import HOP_S, AlignmentWarning, align_plain_text, detect_speech, tokenize
 
 SAMPLE_RATE = 16000   # the acoustic model's rate
 FRAME_S = 0.01        # pocketsphinx's frame step
@@ -48,6 +47,10 @@ _SQUEEZED_S_PER_PHONE = 0.035
 # Share of squeezed words beyond which the transcript is probably not of this audio.
 # Measured: right transcripts of espeak-ng and real speech stay below 0.05.
 MISMATCH_SHARE = 0.25
+# Speech the aligner had to call silence, beyond this share (and UNWORDED_MIN_S), means
+# words are missing from the transcript (half the text, another take).
+UNWORDED_SHARE = 0.25
+UNWORDED_MIN_S = 2.0
 
 
 class TranscriptMismatchWarning(AlignmentWarning):
@@ -227,9 +230,12 @@ def letters_to_sounds(word: str) -> str:
 # ----------------------------------------------------------------------------- decoding
 
 
-@functools.lru_cache(maxsize=1)
 def _decoder():
-    """One decoder per process: building it reads the model and dictionary (~0.2 s)."""
+    """A fresh decoder (~0.2 s to read the model and dictionary).
+
+    Fresh for every piece: its dither draws from a random stream seeded when it is built,
+    so a reused decoder would time the same audio differently the second time.
+    """
     from pocketsphinx import Decoder
 
     return Decoder(lm=None, bestpath=False, dither=True, seed=1, beam=1e-80, wbeam=1e-60, pbeam=1e-80,
@@ -254,9 +260,8 @@ def _pcm(audio: np.ndarray, sample_rate: int) -> bytes:
     return (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
 
 
-def _decode(spoken: list[str], pcm: bytes) -> list[tuple[int, int]] | None:
+def _decode(decoder, spoken: list[str], pcm: bytes) -> list[tuple[int, int]] | None:
     """(first frame, last frame + 1) of each spoken word, or None when the aligner finds no path."""
-    decoder = _decoder()
     words = [_dictionary_word(decoder, w) for w in spoken]
     decoder.set_align_text(" ".join(words))
     decoder.start_utt()
@@ -277,6 +282,8 @@ class ForcedAlignment:
     squeezed: list[str]   # written words the aligner could only squeeze in (no sound found for them)
     failed_pieces: int    # pieces where no alignment was found (their words came from the energy aligner)
     pieces: int           # pieces the take was aligned in
+    speech_s: float       # seconds of speech in the audio (energy detector)
+    unworded_s: float     # of which no word covers this many: words missing from the text
 
 
 def _align_piece(tokens: list[str], audio: np.ndarray, offset: float) -> tuple[list[Word], list[str]] | None:
@@ -284,7 +291,8 @@ def _align_piece(tokens: list[str], audio: np.ndarray, offset: float) -> tuple[l
     spoken = [SpokenWord(w, k) for k, t in enumerate(tokens) for w in spoken_words(t)]
     if not spoken:
         return None
-    spans = _decode([s.word for s in spoken], _pcm(audio, SAMPLE_RATE))
+    decoder = _decoder()
+    spans = _decode(decoder, [s.word for s in spoken], _pcm(audio, SAMPLE_RATE))
     if spans is None:
         return None
     first: dict[int, int] = {}
@@ -292,14 +300,13 @@ def _align_piece(tokens: list[str], audio: np.ndarray, offset: float) -> tuple[l
     for s, (a, b) in zip(spoken, spans):
         first.setdefault(s.token, a)
         last[s.token] = b
-    decoder = _decoder()
     squeezed: list[str] = []
     for s, (a, b) in zip(spoken, spans):
         phones = len((decoder.lookup_word(s.word) or "AH").split())
         if (b - a) * FRAME_S < _SQUEEZED_S_PER_PHONE * phones:
             squeezed.append(tokens[s.token])
     words = _fill_unspoken(tokens, first, last)
-    return [Word(offset + a * FRAME_S, offset + b * FRAME_S, t) for t, (a, b) in words], squeezed
+    return [Word(round(offset + a * FRAME_S, 6), round(offset + b * FRAME_S, 6), t) for t, (a, b) in words], squeezed
 
 
 def _fill_unspoken(tokens: list[str], first: dict[int, int], last: dict[int, int]) -> list[tuple[str, tuple[int, int]]]:
@@ -372,7 +379,12 @@ def force_align(text: str, audio: np.ndarray, sample_rate: int = 16000, *, path:
         floor = ordered[-1].end if ordered else 0.0
         start = min(max(w.start, floor), duration)
         ordered.append(Word(start, min(max(w.end, start), duration), w.text))
-    return ForcedAlignment(ordered, squeezed, failed, len(pieces))
+    speech = detect_speech(audio, SAMPLE_RATE).speech
+    covered = np.zeros(len(speech), bool)
+    for w in ordered:
+        covered[int(round(w.start / HOP_S)) : int(round(w.end / HOP_S))] = True
+    unworded = float((speech & ~covered).sum() * HOP_S)
+    return ForcedAlignment(ordered, squeezed, failed, len(pieces), float(speech.sum() * HOP_S), unworded)
 
 
 def check_fit(result: ForcedAlignment, path: str | Path) -> None:
@@ -384,6 +396,12 @@ def check_fit(result: ForcedAlignment, path: str | Path) -> None:
             f"{path}: the forced aligner found no way to say this text in the audio "
             f"({result.failed_pieces} of {result.pieces} piece(s)); the words there were placed by speech energy "
             "only. Is this the transcript of this audio?",
+            TranscriptMismatchWarning, stacklevel=3,
+        )
+    elif result.unworded_s > max(UNWORDED_MIN_S, UNWORDED_SHARE * result.speech_s):
+        warnings.warn(
+            f"{path}: {result.unworded_s:.1f} s of the {result.speech_s:.1f} s of speech has no word of the transcript "
+            "(the aligner could only call it silence); is the transcript complete, and of this take?",
             TranscriptMismatchWarning, stacklevel=3,
         )
     elif share > MISMATCH_SHARE:

@@ -17,6 +17,10 @@ and line (or JSON item) of every value, so a bad file is reported where it is ba
 Subtitle cues time whole lines, not words: without audio a cue's words share its
 span in proportion to their expected spoken length; with audio each cue's words are
 placed on the speech inside the cue (semges_core.speech.alignment).
+
+Plain text is force-aligned with pocketsphinx's US English model where pocketsphinx
+imports (semges_core.speech.forced_alignment), else placed by the energy aligner;
+`load_timed_transcript` says which ran.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from semges_core.speech import forced_alignment
 from semges_core.speech.alignment import align_plain_text, align_segments, spoken_length, spread_words
 from semges_core.errors import TranscriptError
 from semges_core.formats.textgrid import Word, _decode, _parse, words_from_textgrid
@@ -456,13 +462,42 @@ def _sniff(text: str) -> str:
     return "text"
 
 
+class TimedTranscript(NamedTuple):
+    """The timed words, and where their times came from."""
+
+    words: list[Word]
+    timing: str  # "file" (times as written), "cues+energy", "pocketsphinx", "pocketsphinx+energy" or "energy"
+
+
+def align_text(text: str, audio: np.ndarray, sample_rate: int, path: str | Path) -> TimedTranscript:
+    """Plain text timed on `audio`: forced alignment where pocketsphinx imports, else the energy aligner.
+
+    Warns (TranscriptMismatchWarning) when the alignment says the text is not what is said.
+    """
+    if not forced_alignment.available():
+        return TimedTranscript(align_plain_text(text, audio, sample_rate, path=path), "energy")
+    result = forced_alignment.force_align(text, audio, sample_rate, path=path)
+    forced_alignment.check_fit(result, path)
+    return TimedTranscript(result.words, "pocketsphinx+energy" if result.failed_pieces else "pocketsphinx")
+
+
 def load_transcript(
     path: str | Path,
     audio: np.ndarray | None = None,
     sample_rate: int = 16000,
     text_block: str | None = None,
 ) -> list[Word]:
-    """Timed words from a .TextGrid, .srt, .vtt, .json or plain-text transcript.
+    """Timed words from a .TextGrid, .srt, .vtt, .json or plain-text transcript (see load_timed_transcript)."""
+    return load_timed_transcript(path, audio, sample_rate, text_block).words
+
+
+def load_timed_transcript(
+    path: str | Path,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+    text_block: str | None = None,
+) -> TimedTranscript:
+    """Timed words from a .TextGrid, .srt, .vtt, .json or plain-text transcript, and which timing ran.
 
     The suffix picks the format; other suffixes (and `text_block`, text given directly,
     e.g. from a Blender text block, with `path` naming it in messages) are sniffed for
@@ -481,6 +516,7 @@ def load_transcript(
         kind = _sniff(text)
     duration = None if audio is None else len(audio) / sample_rate
 
+    timing = "file"
     if kind == "textgrid":
         words = words_from_textgrid(_parse(path, text), path)
     elif kind in ("srt", "vtt", "json"):
@@ -492,11 +528,13 @@ def load_transcript(
             # Judge the cues as written, before their words are fitted onto the speech.
             check_words([Word(c.start, c.end, "x") for c in cues], path, duration)
         words = timed + _words_of_cues(cues, audio, sample_rate)
+        if cues and audio is not None:
+            timing = "cues+energy"
     else:
         if audio is None:
             raise TranscriptError(
                 path, "is plain text without times; give the audio to align it to, "
                 "or a TextGrid, .srt, .vtt or WhisperX .json with times"
             )
-        words = align_plain_text(text, audio, sample_rate, path=path)
-    return check_words(words, path, duration)
+        words, timing = align_text(text, audio, sample_rate, path)
+    return TimedTranscript(check_words(words, path, duration), timing)
