@@ -104,7 +104,18 @@ def run(args: argparse.Namespace, emit) -> dict:
 
 
 def _peak_rss_mib() -> float | None:
-    """This process's peak resident memory (what the worker cost), where the OS tells."""
+    """This process's peak resident memory (what the worker cost), where the OS tells.
+
+    Linux: VmHWM of this process's own memory. getrusage's ru_maxrss is not used there: it
+    survives exec, so a worker started by Blender (vfork + exec) would report Blender's own peak.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     try:
         import resource
     except ImportError:  # Windows
