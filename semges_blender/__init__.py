@@ -1,14 +1,17 @@
 """SemGes for Blender: speech and transcript in, co-speech gestures keyed onto your own rig.
 
 Importing this package needs neither bpy nor torch, so the worker
-(`python -m semges_blender.runner`) can run in any Python with torch; the modules that
-use bpy are imported by `register()`. Inside Blender, generation runs in that worker
-process and the Blender side only reads its motion file (numpy), retargets and keys.
+(`python -m semges_blender.runner`) runs in Blender's own interpreter (numpy and the
+ONNX Runtime wheel the extension ships) or in an external Python; the modules that use
+bpy are imported by `register()`. Inside Blender, generation runs in that worker
+process and the Blender side only reads its motion file, retargets and keys.
 
-Modules: `source` (motion arrays, FK, resampling), `presets` (bone mappings),
-`retarget` (world-space retargeting maths), `keyframes` (actions, both animation APIs),
-`pipeline` (the plain functions operators and batch call), `worker`/`runner` (the
-generation process), `properties`, `preferences`, `operators`, `panel`, `batch`.
+Modules: `source` (the worker's motion file as a `semges_core` Motion with Blender's
+axes), `presets` (bone mappings), `retarget` (world-space retargeting maths),
+`keyframes` (actions, both animation APIs), `constrained` (keys solved through a rig's
+constraints), `pipeline` (the plain functions operators and batch call),
+`worker`/`runner` (the generation process), `properties`, `preferences`, `operators`,
+`panel`, `batch`, `build_extension` (the per-platform zips).
 """
 
 from __future__ import annotations
