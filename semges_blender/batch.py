@@ -89,7 +89,7 @@ def _pick_armature(name: str | None) -> str:
 def run_batch(audio: str | Path, transcript: str | Path | None = None, armature: str | None = None, *,
               preset: str = "auto", model: str = "", speaker: str = "", device: str = "auto", seed: int = 0,
               variation: float = 0.0,
-              start_frame: int = 1, add_audio: bool = False, allow_missing: bool = False,
+              start_frame: int | None = None, add_audio: bool = False, allow_missing: bool = False,
               scene_range: str = "extend", python: str = "", save: str | Path | None = None,
               log=print) -> list[BatchItem]:
     """Generate and key every input; save the .blend at the end if asked and anything was keyed.
@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--seed", type=int, default=0, help="which variant, when --variation is above 0")
     p.add_argument("--variation", type=float, default=0.0, help="0: most likely gestures; above 0: a variant per seed")
-    p.add_argument("--start-frame", type=int, default=1)
+    p.add_argument("--start-frame", type=int, default=None,
+                   help="frame of the first key (default: the scene's start frame)")
     p.add_argument("--add-audio", action="store_true", help="also put the speech in the sequencer")
     p.add_argument("--allow-missing", action="store_true", help="skip mapped bones the rig lacks")
     p.add_argument("--scene-range", default="extend", choices=("keep", "extend", "fit"))

@@ -14,7 +14,7 @@ from semges_core.errors import SemgesError
 from . import pipeline
 from .keyframes import ApplyResult, apply_motion, resolve_mapping
 from .preferences import python_path
-from .properties import custom_mapping, options_from_settings, rows_mapping, set_rows
+from .properties import start_frame, custom_mapping, options_from_settings, rows_mapping, set_rows
 from .presets import detect_preset, load_mapping, mapping_rows, save_mapping
 from .source import SourceMotion
 from .worker import GenerationJob, check_python, resolve_python
@@ -158,7 +158,8 @@ class SEMGES_OT_apply_motion(bpy.types.Operator, ImportHelper):
         s = context.scene.semges
         try:
             result = apply_motion(s.armature, SourceMotion.from_npz(self.filepath), options_from_settings(s).preset,
-                                  scene=context.scene, start_frame=s.start_frame,
+                                  scene=context.scene,
+                                  start_frame=pipeline.resolve_start(start_frame(s), context.scene),
                                   action_name=Path(self.filepath).stem, allow_missing=s.allow_missing,
                                   scene_range=s.scene_range)
         except SemgesError as e:

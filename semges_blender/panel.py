@@ -101,7 +101,9 @@ class VIEW3D_PT_semges(bpy.types.Panel):
         col.prop(s, "seed")
 
         col = layout.column(heading="Keys")
-        col.prop(s, "start_frame")
+        col.prop(s, "start_at")
+        if s.start_at == 'FRAME':
+            col.prop(s, "start_frame")
         col.prop(s, "scene_range")
         col.prop(s, "add_audio")
 

@@ -68,7 +68,7 @@ class GenerateOptions:
     device: str = "auto"
     seed: int = 0
     variation: float = 0.0  # 0: the model's most likely gestures; above 0: a variant per seed
-    start_frame: int = 1
+    start_frame: int | None = None  # None: the scene's start frame (the shot's first frame)
     add_audio: bool = True
     allow_missing: bool = False
     scene_range: str = "extend"
@@ -172,16 +172,22 @@ def finish(prepared: Prepared, worker_result: dict, scene: bpy.types.Scene | Non
     motion = SourceMotion.from_npz(worker_result["out"])
     preset = _preset(o.preset)
     name = o.action_name or Path(prepared.request.audio).stem
-    result = apply_motion(obj, motion, preset, scene=scene, start_frame=o.start_frame, action_name=name,
+    start = resolve_start(o.start_frame, scene)
+    result = apply_motion(obj, motion, preset, scene=scene, start_frame=start, action_name=name,
                           allow_missing=o.allow_missing, scene_range=o.scene_range,
                           on_solve_frame=on_solve_frame)
     result.warnings[:0] = [str(w) for w in worker_result.get("warnings", [])]  # e.g. a doubtful transcript
     if o.add_audio:
         try:
-            add_sound_strip(scene, prepared.request.audio, o.start_frame)
+            add_sound_strip(scene, prepared.request.audio, start)
         except RuntimeError as e:  # e.g. a Blender built without audio (the 4.2 bpy module)
             result.warnings.append(f"the sound strip was not added ({str(e).removeprefix('Error: ').strip()})")
     return result
+
+
+def resolve_start(start_frame: int | None, scene: bpy.types.Scene) -> int:
+    """The first keyed frame: as given, else the scene's start (a shot at 1001 starts at 1001)."""
+    return int(scene.frame_start) if start_frame is None else int(start_frame)
 
 
 def generate_gestures(options: GenerateOptions, scene: bpy.types.Scene | None = None, on_progress=None,

@@ -73,13 +73,28 @@ class SemgesSettings(bpy.types.PropertyGroup):
     variation: FloatProperty(name="Variation", default=0.0, min=0.0, max=2.0, soft_max=1.0,
                              description="0: the model's most likely gestures (the seed does not matter). Above 0: "
                                          "other plausible gestures for the same speech, one variant per seed")
-    start_frame: IntProperty(name="Start Frame", default=1, description="Frame of the first key (and of the sound)")
+    start_at: EnumProperty(name="Start At", default='SCENE',
+                           items=[('SCENE', "Scene Start", "The scene's start frame: the shot's first frame"),
+                                  ('PLAYHEAD', "Playhead", "The current frame"),
+                                  ('FRAME', "Frame", "The frame set below")],
+                           description="Where the first key (and the sound) goes")
+    start_frame: IntProperty(name="Start Frame", default=1, description="Frame of the first key (and of the sound), "
+                             "when Start At is Frame")
     add_audio: BoolProperty(name="Add Audio to Sequencer", default=True,
                             description="Put the speech in the sequencer at the start frame so it plays with the keys")
     scene_range: EnumProperty(name="Frame Range", default='extend',
                               items=[('extend', "Extend", "Grow the scene's frame range to cover the keys"),
                                      ('fit', "Fit", "Set the scene's frame range to the keys"),
                                      ('keep', "Keep", "Leave the scene's frame range as it is")])
+
+
+def start_frame(s: SemgesSettings) -> int | None:
+    """The panel's start: None for the scene's start (resolved when keying), else a frame."""
+    if s.start_at == 'PLAYHEAD':
+        return int(s.id_data.frame_current)
+    if s.start_at == 'FRAME':
+        return int(s.start_frame)
+    return None
 
 
 def options_from_settings(s: SemgesSettings, python: str = "") -> GenerateOptions:
@@ -95,7 +110,7 @@ def options_from_settings(s: SemgesSettings, python: str = "") -> GenerateOption
         text_block=(s.transcript_text.name if s.transcript_text else "") if text else "",
         preset=custom_mapping(s) if s.preset == "custom" else s.preset,
         model=s.model_path, speaker=s.speaker, device=s.device, seed=s.seed, variation=s.variation,
-        start_frame=s.start_frame, add_audio=s.add_audio, allow_missing=s.allow_missing,
+        start_frame=start_frame(s), add_audio=s.add_audio, allow_missing=s.allow_missing,
         scene_range=s.scene_range, python=python)
 
 

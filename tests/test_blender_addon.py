@@ -42,7 +42,7 @@ def settings(rig, bundle, **kw):
     s.speaker = "ben"
     s.device = 'cpu'
     s.seed = 3
-    s.start_frame = 5
+    s.start_at, s.start_frame = 'FRAME', 5
     s.add_audio = True
     for k, v in kw.items():
         setattr(s, k, v)
@@ -226,3 +226,24 @@ def test_modal_esc_cancels_and_changes_nothing(tiny_bundle):  # noqa: F811
     assert op._job.state.cancelled and not op._prepared.workdir.exists()
     assert rig.animation_data is None and len(bpy.data.actions) == 0
     assert ("WARNING", "SemGes: generation cancelled; nothing was changed") in op.reports
+
+
+def test_gestures_start_at_the_shot_not_at_frame_1(tiny_bundle):  # noqa: F811
+    """A shot at 1001-1100: keys and sound go to 1001 by default, the shot's start stays; Playhead works."""
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1001, 1100
+    scene.frame_set(1001)
+    rig = build_mixamo_rig()
+    s = settings(rig, tiny_bundle)
+    s.start_at = 'SCENE'
+    assert bpy.ops.semges.generate() == {'FINISHED'}
+    frames = next(iter(keys(rig.animation_data.action, rig).values()))[:, 0]
+    assert frames[0] == 1001
+    assert scene.frame_start == 1001 and scene.frame_end >= frames[-1]  # grown, never moved
+    if bpy.app.version >= (5, 0, 0):  # the 4.2 bpy module is built without audio
+        assert [st.frame_start for st in scene.sequence_editor.strips] == [1001]
+    scene.frame_set(1040)
+    s.start_at = 'PLAYHEAD'
+    assert bpy.ops.semges.generate() == {'FINISHED'}
+    assert next(iter(keys(rig.animation_data.action, rig).values()))[0, 0] == 1040
+    assert scene.frame_start == 1001

@@ -141,7 +141,7 @@ def _apply(row: BRow, m: Maker, rig, tiny_bundle: Path) -> dict[str, str]:
     s.armature = rig
     s.audio_path = str(inputs["audio"])
     s.model_path = str(inputs["model"])
-    s.device, s.seed, s.start_frame, s.add_audio = 'cpu', 0, 1, True
+    s.device, s.seed, s.start_at, s.start_frame, s.add_audio = 'cpu', 0, 'FRAME', 1, True
     if "text" in inputs or "text_file" in inputs:
         if "text_file" in inputs:  # Blender decodes the file itself when it loads it as a text block
             text = bpy.data.texts.load(str(inputs["text_file"]))
