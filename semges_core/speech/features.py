@@ -29,8 +29,13 @@ def _to_frames(feats: torch.Tensor, n_frames: int) -> torch.Tensor:
     return F.interpolate(feats.transpose(1, 2), size=n_frames, mode="linear", align_corners=False).transpose(1, 2)
 
 
-def _join(parts: list[torch.Tensor]) -> torch.Tensor:
-    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+def _chunked(front: nn.Module, wav: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """A front end's `native` over the chunks of its `plan`, joined and resampled to n_frames."""
+    parts = []
+    for c in front.plan(wav.shape[1]):
+        f = front.native(wav[:, c.start:c.stop])
+        parts.append(f if c.keep < 0 else f[:, c.skip:c.skip + c.keep])
+    return _to_frames(parts[0] if len(parts) == 1 else torch.cat(parts, 1), n_frames)
 
 
 class MelOnsetFeatures(nn.Module):
@@ -82,12 +87,7 @@ class MelOnsetFeatures(nn.Module):
     @torch.no_grad()
     def forward(self, wav: torch.Tensor, n_frames: int) -> torch.Tensor:
         """wav (B, S) at the configured rate -> (B, n_frames, dim)."""
-        wav = wav.float()
-        parts = []
-        for c in self.plan(wav.shape[1]):
-            f = self.native(wav[:, c.start:c.stop])
-            parts.append(f if c.keep < 0 else f[:, c.skip:c.skip + c.keep])
-        return _to_frames(_join(parts), n_frames)
+        return _chunked(self, wav.float(), n_frames)
 
 
 class HubertFeatures(nn.Module):
@@ -135,12 +135,8 @@ class HubertFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, wav: torch.Tensor, n_frames: int) -> torch.Tensor:
-        wav = wav.float()
-        parts = []
-        for c in self.plan(wav.shape[1]):
-            f = self.native(wav[:, c.start:c.stop])
-            parts.append(f if c.keep < 0 else f[:, c.skip:c.skip + c.keep])
-        return _to_frames(_join(parts), n_frames)
+        """wav (B, S) at the configured rate -> (B, n_frames, dim)."""
+        return _chunked(self, wav.float(), n_frames)
 
 
 def make_audio_features(config: AudioFeatureConfig) -> nn.Module:
