@@ -1,6 +1,7 @@
 """The model bundle: everything inference needs, in one safetensors file.
 
-A bundle holds the generator with its frozen priors, the audio front end's
+A bundle holds the generator with its frozen priors' codebooks and decoders (not the
+encoders, which only training uses), the audio front end's
 settings, the word vectors of the vocabulary it can read, the speakers it knows,
 the pose normalisation and the frame rate; since format 1 it may also carry the
 whole inference path as ONNX graphs (`graph.*` tensors, see `model.export`), which
@@ -37,6 +38,15 @@ BUNDLE_KIND = "semges-bundle"
 BUNDLE_FORMAT = 1
 DEMO_BUNDLE = Path(__file__).parent / "assets" / "demo_model.safetensors"
 GRAPH_PREFIX = "graph."
+# Training-only state a bundle leaves out: the priors' encoders (stage 2 reads them to
+# find target codes; inference only decodes) and the codebooks' EMA/restart counters.
+# `load_bundle` rebuilds them freshly initialised, so a bundle is about 1.8 MB smaller.
+TRAINING_ONLY = ("hand_vq.encoder.", "body_vq.encoder.", "hand_vq.codebook.ema_", "body_vq.codebook.ema_",
+                 "hand_vq.codebook.steps_unused", "body_vq.codebook.steps_unused")
+
+
+def _training_only(name: str) -> bool:
+    return name.startswith(TRAINING_ONLY)
 
 
 def default_bundle_path() -> Path:
@@ -170,7 +180,7 @@ def save_bundle(path: str | Path, generator: "SemGesGenerator", audio_config: Au
 
     if words.dim != generator.config.text_dim:
         raise ValueError(f"word vectors have {words.dim} dims, the generator reads {generator.config.text_dim}")
-    tensors = with_prefix("generator.", generator.state_dict())
+    tensors = with_prefix("generator.", {k: v for k, v in generator.state_dict().items() if not _training_only(k)})
     tensors["words.vectors"] = torch.from_numpy(words.vectors.astype(np.float16))
     tensors["norm.rot6d.mean"] = torch.from_numpy(np.asarray(stats.mean, np.float32))
     tensors["norm.rot6d.std"] = torch.from_numpy(np.asarray(stats.std, np.float32))
@@ -230,7 +240,10 @@ def load_bundle(path: str | Path, device: "str | torch.device" = "cpu", hubert_p
     except (KeyError, TypeError, ValueError) as e:
         raise InputFileError(path, f"bundle metadata is incomplete or invalid ({e})") from None
     generator = SemGesGenerator(gen_cfg, hand, body)
-    load_state(generator, strip_prefix("generator.", tensors), path, "generator")
+    state = strip_prefix("generator.", tensors)
+    fresh = generator.state_dict()  # what a bundle may omit comes from the fresh (unused) modules
+    state.update({k: v for k, v in fresh.items() if _training_only(k) and k not in state})
+    load_state(generator, state, path, "generator")
     generator.eval().to(device)
     return Bundle(**{f.name: getattr(header, f.name) for f in dataclasses.fields(BundleHeader)}, generator=generator)
 

@@ -33,6 +33,28 @@ def test_demo_bundle_round_trips(tmp_path):
     assert b.fps == 15.0 and b.speaker_index("ben") == 1 and b.speaker_index(8) == 3
 
 
+def test_bundles_leave_out_training_only_state_and_stay_small(tmp_path):
+    """Encoders and EMA counters are not shipped; loading rebuilds them and inference is unchanged."""
+    import numpy as np
+
+    from semges_core.bundle import save_bundle
+    from semges_core.inference import generate
+    from semges_core.formats.textgrid import Word
+
+    demo = default_bundle_path()
+    assert demo.stat().st_size < 20 * 2**20, "the demo bundle ships inside every extension zip"
+    names = set(load_file(str(demo)))
+    assert not [n for n in names if ".encoder." in n or ".ema_" in n or "steps_unused" in n]
+    b = load_bundle(demo)
+    out = tmp_path / "resaved.safetensors"
+    save_bundle(out, b.generator, b.audio_config, b.words, b.stats, b.speakers, b.fps, b.window, graphs=False)
+    again = load_bundle(out)
+    audio = np.random.default_rng(0).normal(0, 0.1, 16000 * 3).astype(np.float32)
+    words = [Word(0.5, 1.0, "big"), Word(1.2, 1.8, "idea")]
+    one, two = (generate(x, audio, words, speaker="ben", seed=3, variation=0.5).motion for x in (b, again))
+    np.testing.assert_array_equal(one.rotations, two.rotations)
+
+
 @pytest.mark.parametrize("case, message", [
     ("newer_format", "newer than this SemGes reads"),
     ("not_a_bundle", "not a SemGes model bundle"),
