@@ -232,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     from semges_core.speech.align_command import add_parser as add_align_parser
 
     add_align_parser(sub)
+
+    from semges_core.evaluation.stats_command import add_parser as add_stats_parser
+
+    add_stats_parser(sub)
     return parser
 
 

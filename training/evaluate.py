@@ -13,6 +13,11 @@ take's speaker, then computes (conventions in semges_core/evaluation/metrics.py)
 - Held-out kw err: for SynthBEAT, mean distance (cm) of both wrists to the real motion
   during held-out keyword synonyms (words the model never saw in training); lower is better.
 The ground-truth row scores the real motion against itself (FGD 0 and SRGR 1 by construction).
+
+A second table gives the human-likeness statistics (semges_core/evaluation/human_stats.py,
+docs/motion-statistics.md) of every row beside the real speaker measured in issue 13: FGD
+and BC only say how close a model is to its training data, these say whether that data
+and the model move like a person (arms at rest, joint speeds, elbow flexion, balance).
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ from semges_core.data.dataset import Cache, DatasetConfig, index_dataset, load_c
 from semges_core.errors import SemgesError
 from semges_core.fileio import atomic_write
 from semges_core.inference import generate
+from semges_core.evaluation.human_stats import REAL_SPEAKER, STATS_FPS, compare, pooled_statistics
 from semges_core.evaluation.metrics import beat_consistency, fgd, joint_positions, l1_diversity, srgr
+from semges_core.motion.clip import Motion
 from semges_core.model.motion_autoencoder import load_motion_autoencoder
 from semges_core.formats.textgrid import Word, read_textgrid, words_from_textgrid
 
@@ -55,6 +62,7 @@ class RowResult:
     metrics: dict[str, float]
     per_take: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
+    human: dict[str, float] = field(default_factory=dict)  # human_stats keys, pooled over the takes
 
 
 def test_takes(root: Path, cache: Cache) -> list[TestTake]:
@@ -122,7 +130,19 @@ def score(name: str, takes: list[TestTake], generated: list[np.ndarray], fgd_mod
             "SRGR": srgr(all_gen, all_real, weights),
             "Held-out kw err (cm)": float(np.mean(errs)) if errs else float("nan"),
         }
-    return RowResult(name, metrics, per_take)
+    return RowResult(name, metrics, per_take, human=human_statistics(generated, fps))
+
+
+def human_statistics(eulers: list[np.ndarray], fps: float) -> dict[str, float]:
+    """The human-likeness statistics of (T, 141) pose vectors, pooled over takes (rest pose elsewhere).
+
+    The 141-value vector holds Spine, Neck and Neck1 of the torso and head chains; the
+    chains compose to the same rotations with the other joints at rest, so nothing is lost.
+    Takes under 3 frames at 15 fps are left out (they have no speed to measure).
+    """
+    motions = [Motion.from_upper_body_euler(e, fps) for e in eulers]
+    motions = [m for m in motions if m.resample(STATS_FPS).n_frames >= 3]
+    return pooled_statistics(motions) if motions else {}
 
 
 def evaluate_bundle(name: str, path: Path, takes: list[TestTake], fgd_model, fps: float, held_out: set[str],
@@ -161,6 +181,26 @@ def table(rows: list[RowResult], with_held_out: bool) -> str:
     return "\n".join(lines)
 
 
+def human_table(rows: list[RowResult]) -> str:
+    """The human-likeness statistics of every row beside the real speaker, as in issue 13's table."""
+    def num(v: float, digits: int = 0) -> str:
+        return "-" if not np.isfinite(v) else f"{v:.{digits}f}"
+
+    lines = ["| Method | both wrists at rest | upper-arm / forearm / hand (deg/s) | left / right activity | "
+             "elbow flexion median R / L (deg) | elbow flexion p95 (deg) | fingers (deg/s) | "
+             "spine / neck / head (deg/s) | human-like (ratio in [0.5, 2]) |", "|---" * 9 + "|"]
+    for name, h in [("Real speaker (issue 13)", REAL_SPEAKER)] + [(r.name, r.human) for r in rows if r.human]:
+        checks = compare(h, REAL_SPEAKER)
+        lines.append(
+            f"| {name} | {num(h['wrists_at_rest_share'], 2)} | "
+            f"{num(h['upper_arm_speed'])} / {num(h['forearm_speed'])} / {num(h['hand_speed'])} | "
+            f"{num(h['left_right_activity'], 2)} | {num(h['elbow_flexion_median_right'])} / "
+            f"{num(h['elbow_flexion_median_left'])} | {num(h['elbow_flexion_p95'])} | {num(h['finger_speed'], 1)} | "
+            f"{num(h['spine_speed'], 1)} / {num(h['neck_speed'], 1)} / {num(h['head_speed'], 1)} | "
+            f"{sum(c['in_range'] for c in checks)} of {len(checks)} |")
+    return "\n".join(lines)
+
+
 def run(data: Path, cache_dir: Path, fgd_path: Path, bundles: dict[str, Path], ground_truth: bool,
         device: str = "cpu") -> tuple[list[RowResult], bool]:
     cache = load_cache(data, cache_dir, DatasetConfig())
@@ -195,10 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evaluate: error: {e}", file=sys.stderr)
         return 1
     print(table(rows, held))
+    print()
+    print("Human-likeness (docs/motion-statistics.md; the real speaker is issue 13's measurement):")
+    print(human_table(rows))
     if a.json:
         with atomic_write(a.json) as f:
-            json.dump({"rows": [{"name": r.name, "metrics": r.metrics, "per_take": r.per_take, "seconds": r.seconds}
-                                for r in rows]}, f, indent=2)
+            json.dump({"rows": [{"name": r.name, "metrics": r.metrics, "per_take": r.per_take, "seconds": r.seconds,
+                                 "human": r.human} for r in rows],
+                       "human_reference": REAL_SPEAKER}, f, indent=2)
     return 0
 
 
