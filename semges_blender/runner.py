@@ -10,7 +10,11 @@ print goes to stderr):
 
     {"progress": 0.4, "status": "generating window 3/8"}
     {"done": true, "out": "/tmp/x.npz", "frames": 720, "fps": 24.0, "seconds": 1.3, "words": 42,
+     "alignment": "aligned 42 words with pocketsphinx forced alignment",
      "warnings": ["talk.txt: 900 words in 30.0 s of speech is faster than anyone speaks; ..."]}
+
+"alignment" says how the words got their times (which aligner ran, or that the file
+gave them), a line for Blender's report, as `semges generate` prints it.
     {"error": "speech.wav: file not found"}        (exit status 1; 2 for an unexpected crash)
 
 The motion is written with `save_motion_npz` at the requested frame rate (resampled
@@ -47,21 +51,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variation", type=float, default=0.0)
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the written motion")
+    p.add_argument("--language", default="en", help="language of the transcript (en: forced alignment; "
+                   "others: the energy aligner)")
     return p
 
 
 def _read_inputs(args: argparse.Namespace, sample_rate: int):
-    """The audio at `sample_rate` and its timed words; SemgesError naming the file when either is bad."""
+    """The audio at `sample_rate` and its TimedTranscript; SemgesError naming the file when either is bad."""
     from semges_core.speech.audio import MIN_AUDIO_SECONDS, load_audio
-    from semges_core.speech.transcripts import load_transcript
+    from semges_core.speech.transcripts import load_timed_transcript
 
     audio = load_audio(args.audio, sample_rate, min_seconds=MIN_AUDIO_SECONDS)
     if args.transcript_label:
         text = Path(args.transcript).read_text(encoding="utf-8")
-        words = load_transcript(args.transcript_label, audio=audio, sample_rate=sample_rate, text_block=text)
+        timed = load_timed_transcript(args.transcript_label, audio=audio, sample_rate=sample_rate, text_block=text,
+                                      language=args.language)
     else:
-        words = load_transcript(args.transcript, audio=audio, sample_rate=sample_rate)
-    return audio, words
+        timed = load_timed_transcript(args.transcript, audio=audio, sample_rate=sample_rate, language=args.language)
+    return audio, timed
 
 
 def run(args: argparse.Namespace, emit) -> dict:
@@ -74,7 +81,7 @@ def run(args: argparse.Namespace, emit) -> dict:
     emit({"progress": 0.0, "status": "reading audio and transcript"})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
-        audio, words = _read_inputs(args, DEFAULT_SAMPLE_RATE)
+        audio, timed = _read_inputs(args, DEFAULT_SAMPLE_RATE)
 
         from semges_core.bundle import default_bundle_path
         from semges_core.formats.npz import save_motion_npz
@@ -86,7 +93,8 @@ def run(args: argparse.Namespace, emit) -> dict:
                            args.precision)
         sr = model.header.audio_config.sample_rate
         if sr != DEFAULT_SAMPLE_RATE:  # a model with another front-end rate: read both again at it
-            audio, words = _read_inputs(args, sr)
+            audio, timed = _read_inputs(args, sr)
+    words = timed.words
 
     def progress(fraction: float, status: str) -> None:
         emit({"progress": round(0.05 + 0.9 * fraction, 4), "status": status})
@@ -99,6 +107,7 @@ def run(args: argparse.Namespace, emit) -> dict:
     shown = list(dict.fromkeys(str(w.message) for w in ours))
     return {"done": True, "out": str(args.out), "frames": result.motion.n_frames, "fps": result.motion.fps,
             "seconds": round(time.perf_counter() - t0, 3), "words": len(words), "audio_seconds": len(audio) / sr,
+            "alignment": timed.note,
             "runtime": result.runtime, "device": model.device, "peak_rss_mib": _peak_rss_mib(),
             "warnings": shown}
 

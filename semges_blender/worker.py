@@ -129,6 +129,7 @@ class GenerationRequest:
     precision: str = "auto"
     runtime: str = "auto"
     transcript_label: str = ""  # set when `transcript` holds a text block's text
+    language: str = "en"        # of the transcript: "en" is force-aligned, others placed by the energy aligner
 
     def argv(self) -> list[str]:
         args = ["--audio", str(self.audio), "--transcript", str(self.transcript), "--out", str(self.out),
@@ -141,6 +142,8 @@ class GenerationRequest:
             args += ["--speaker", str(self.speaker).strip()]
         if self.transcript_label:
             args += ["--transcript-label", self.transcript_label]
+        if self.language and self.language != "en":
+            args += ["--language", self.language]
         return args
 
 

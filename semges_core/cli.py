@@ -80,7 +80,7 @@ def _cmd_generate(args: argparse.Namespace, rest: list[str]) -> int:
     from semges_core.inference import generate
     from semges_core.runtime import load_model
     from semges_core.speech.audio import MIN_AUDIO_SECONDS, load_audio
-    from semges_core.speech.transcripts import load_transcript
+    from semges_core.speech.transcripts import load_timed_transcript
 
     out = Path(args.out)
     if out.suffix.lower() != ".bvh":
@@ -91,7 +91,9 @@ def _cmd_generate(args: argparse.Namespace, rest: list[str]) -> int:
     runtime = load_model(model, args.runtime, args.device, args.precision, hubert_path=args.hubert)
     sr = runtime.header.audio_config.sample_rate
     audio = load_audio(args.audio, sr, min_seconds=MIN_AUDIO_SECONDS)
-    words = load_transcript(args.transcript, audio=audio, sample_rate=sr)
+    timed = load_timed_transcript(args.transcript, audio=audio, sample_rate=sr, language=args.language)
+    words = timed.words
+    print(f"{args.transcript}: {timed.note}")  # which aligner placed the words
     duration = len(audio) / sr
     load_s = time.perf_counter() - t0
     with tqdm(total=100, desc="generating", unit="%", disable=args.quiet, dynamic_ncols=True,
@@ -200,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="0 (default): the model's most likely gestures; 0.1-1: sample other plausible ones, "
                         "a different variant per --seed")
     p.add_argument("--hubert", help="local HuBERT directory for bundles that use HuBERT features")
+    p.add_argument("--language", default="en",
+                   help="language of the transcript, e.g. en, en-GB, de (default en): English plain text and "
+                        "subtitles are force-aligned, other languages placed by the energy aligner")
     p.add_argument("--preview", help="also render a stick-figure .gif of the result")
     p.add_argument("--timings", action="store_true", help="print the time of each stage")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

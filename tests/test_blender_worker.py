@@ -56,6 +56,20 @@ def test_text_block_transcript(tmp_path, tiny_bundle):  # noqa: F811
     result = generate_motion_file(request(tmp_path, tiny_bundle, transcript=str(text),
                                           transcript_label="speech.TextGrid"), sys.executable, timeout=120)
     assert result["words"] > 10
+    assert result["alignment"] == f"{result['words']} words timed as written in speech.TextGrid"
+
+
+def test_plain_text_result_says_which_aligner_ran(tmp_path, tiny_bundle):  # noqa: F811
+    """The worker's result carries the aligner's line for Blender's report, as `semges generate` prints it."""
+    pytest.importorskip("pocketsphinx")
+    text = EXAMPLE_WAV.with_suffix(".txt")
+    english = generate_motion_file(request(tmp_path, tiny_bundle, transcript=str(text)), sys.executable, timeout=120)
+    assert english["alignment"] == f"aligned {english['words']} words with pocketsphinx forced alignment"
+    assert english["warnings"] == []
+    german = generate_motion_file(request(tmp_path, tiny_bundle, transcript=str(text), language="de"),
+                                  sys.executable, timeout=120)
+    assert german["alignment"] == (f"aligned {german['words']} words with the energy aligner (no phonetic model "
+                                   "for language 'de'; words placed by speech energy only)")
 
 
 def test_cancel_terminates_the_worker(tmp_path, tiny_bundle):  # noqa: F811

@@ -29,7 +29,7 @@ import pytest
 
 from semges_core.formats.textgrid import Word, read_textgrid, words_from_textgrid
 from semges_core.speech import forced_alignment as fa
-from semges_core.speech.alignment import align_plain_text
+from semges_core.speech.alignment import align_plain_text, align_segments
 from semges_core.speech.audio import load_audio, resample_poly, write_wav
 from semges_core.speech.transcripts import load_timed_transcript
 
@@ -239,18 +239,30 @@ def test_pieces_match_the_whole(clips, monkeypatch):
     assert np.abs(np.array([w.start for w in cut.words]) - [w.start for w in whole.words]).max() < 0.05
 
 
-def test_other_speech_warns(clips):
-    audio, _ = clips["plain"]
-    other = CLIPS[3].text
-    with pytest.warns(fa.TranscriptMismatchWarning, match="Is this the transcript|squeezed|no word"):
+@pytest.mark.parametrize("k", range(len(CLIPS)), ids=[c.name for c in CLIPS])
+def test_other_speech_warns(continuous, k):
+    """Each clip with the next clip's text (the right text never warns: test_word_onsets_on_espeak_speech)."""
+    audio, _ = continuous[CLIPS[k].name]
+    other = CLIPS[(k + 1) % len(CLIPS)].text
+    with pytest.warns(fa.TranscriptMismatchWarning, match="Is this the transcript|squeezed|no word") as caught:
         fa.check_fit(fa.force_align(other, audio, SR), "other.txt")
+    assert len(caught) == 1 and "other.txt" in str(caught[0].message)
 
 
-def test_half_the_text_warns(clips):
-    audio, _ = clips["plain"]
-    words = CLIPS[0].text.split()
+@pytest.mark.parametrize("k", range(len(CLIPS)), ids=[c.name for c in CLIPS])
+def test_half_the_text_warns(continuous, k):
+    audio, _ = continuous[CLIPS[k].name]
+    words = CLIPS[k].text.split()
     with pytest.warns(fa.TranscriptMismatchWarning, match="has no word of the transcript"):
         fa.check_fit(fa.force_align(" ".join(words[: len(words) // 2]), audio, SR), "half.txt")
+
+
+@pytest.mark.parametrize("k", range(len(CLIPS)), ids=[c.name for c in CLIPS])
+def test_the_right_text_of_continuous_speech_does_not_warn(continuous, k):
+    audio, _ = continuous[CLIPS[k].name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fa.check_fit(fa.force_align(CLIPS[k].text, audio, SR), "right.txt")
 
 
 def test_plain_text_transcripts_say_which_aligner_ran(clips, tmp_path):
@@ -292,9 +304,167 @@ def test_align_command_writes_textgrid_and_json(clips, tmp_path):
     wav, text = tmp_path / "take.wav", tmp_path / "take.txt"
     write_wav(wav, audio, SR)
     text.write_text(CLIPS[0].text, encoding="utf-8")
-    grid = run_align(wav, text, tmp_path / "words.TextGrid")
+    grid = tmp_path / "words.TextGrid"
+    assert run_align(wav, text, grid).timing == "pocketsphinx"
     words = words_from_textgrid(read_textgrid(grid), grid)
     assert onset_errors(words, truth).mean() < MEAN_ONSET_BOUND_S
-    out = run_align(wav, text, tmp_path / "words.json")
-    items = json.loads(out.read_text(encoding="utf-8"))["words"]
-    assert [(i["word"], i["start"], i["end"]) for i in items] == [(w.text, w.start, w.end) for w in words]
+    out = tmp_path / "words.json"
+    run_align(wav, text, out)
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["aligner"] == "pocketsphinx" and data["note"] == "aligned 23 words with pocketsphinx forced alignment"
+    assert [(i["word"], i["start"], i["end"]) for i in data["words"]] == [(w.text, w.start, w.end) for w in words]
+
+
+# ----------------------------------------------------------------------------- subtitle cues
+
+
+def loose_cues(clip: Clip, truth: np.ndarray, audio_s: float, words_per_cue: int | None, seed: int
+               ) -> list[tuple[float, float, str]]:
+    """Cues of a sentence each (or of `words_per_cue` words, cut mid-sentence where speech runs on),
+    their edges moved by up to ±0.3 s from the speech they hold, as subtitles are timed."""
+    rng = np.random.default_rng(seed)
+    words = clip.text.split()
+    groups, current = [], []
+    for k, w in enumerate(words):
+        current.append(k)
+        if (w[-1] in ".!?" if words_per_cue is None else len(current) == words_per_cue) or k == len(words) - 1:
+            groups.append(current)
+            current = []
+    known = np.where(np.isnan(truth), np.interp(np.arange(len(truth)), np.flatnonzero(~np.isnan(truth)),
+                                                truth[~np.isnan(truth)]), truth)
+    cues, last = [], 0.0
+    for j, g in enumerate(groups):
+        speech_end = known[groups[j + 1][0]] - 0.05 if j + 1 < len(groups) else audio_s - 0.5
+        start = max(last, known[g[0]] + rng.uniform(-0.3, 0.3))
+        end = max(start + 0.3, speech_end + rng.uniform(-0.3, 0.3))
+        cues.append((round(start, 3), round(end, 3), " ".join(words[k] for k in g)))
+        last = end
+    return cues
+
+
+# Measured here (espeak-ng 1.51), mean / max onset error with cues loosened by up to ±0.3 s:
+# pocketsphinx near each cue 0.011-0.022 / 0.03-0.11 s (sentence cues and 6-word cues alike);
+# the energy aligner inside each cue 0.075-0.29 / 0.27-0.80 s.
+CUE_MEAN_BOUND_S = 0.05
+CUE_MAX_BOUND_S = 0.25
+
+
+@pytest.mark.parametrize("words_per_cue", [None, 6], ids=["sentence_cues", "six_word_cues"])
+@pytest.mark.parametrize("k", range(len(CLIPS)), ids=[c.name for c in CLIPS])
+def test_loose_subtitle_cues_are_force_aligned(continuous, k, words_per_cue):
+    clip = CLIPS[k]
+    audio, truth = continuous[clip.name]
+    cues = loose_cues(clip, truth, len(audio) / SR, words_per_cue, seed=k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = fa.force_align_cues(cues, audio, SR)
+        fa.check_fit(result, clip.name)
+    known = ~np.isnan(truth)
+    ours = np.abs(np.array([w.start for w in result.words]) - truth)[known]
+    energy = np.abs(np.array([w.start for w in align_segments(cues, audio, SR)]) - truth)[known]
+    print(f"\n{clip.name} cues ({words_per_cue or 'sentence'}): pocketsphinx mean {ours.mean():.3f} s "
+          f"max {ours.max():.3f} s; energy within cues mean {energy.mean():.3f} s max {energy.max():.3f} s")
+    assert result.failed_pieces == 0 and result.pieces == len(cues) and result.unit == "cue"
+    assert ours.mean() < CUE_MEAN_BOUND_S and ours.max() < CUE_MAX_BOUND_S
+    for a, b in zip(result.words, result.words[1:]):
+        assert a.start <= a.end <= b.start
+
+
+def test_srt_with_audio_is_force_aligned_and_says_so(continuous, tmp_path):
+    audio, truth = continuous["long_pauses"]
+    cues = loose_cues(CLIPS[3], truth, len(audio) / SR, None, seed=7)
+    stamp = lambda t: f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{int(t % 60):02d},{round(t % 1 * 1000):03d}"  # noqa: E731
+    srt = tmp_path / "take.srt"
+    srt.write_text("\n".join(f"{k}\n{stamp(s)} --> {stamp(e)}\n{t}\n" for k, (s, e, t) in enumerate(cues, 1)),
+                   encoding="utf-8")
+    timed = load_timed_transcript(srt, audio=audio, sample_rate=SR)
+    assert timed.timing == "cues+pocketsphinx"
+    assert timed.note == f"timed {len(CLIPS[3].text.split())} words of {len(cues)} subtitle cues with pocketsphinx forced alignment near each cue"
+    known = ~np.isnan(truth)
+    assert np.abs(np.array([w.start for w in timed.words]) - truth)[known].mean() < CUE_MEAN_BOUND_S
+    # Without a phonetic model for the language: the energy aligner inside each cue, and the note says why.
+    timed = load_timed_transcript(srt, audio=audio, sample_rate=SR, language="de")
+    assert timed.timing == "cues+energy" and "energy aligner" in timed.note and "'de'" in timed.note
+
+
+def test_a_cue_with_no_speech_falls_back_alone(continuous):
+    """A cue over silence cannot be force-aligned: its words get energy (here: spread) times, the others keep theirs."""
+    audio, truth = continuous["plain"]
+    audio = np.concatenate([audio, np.zeros(3 * SR, np.float32)])
+    end = len(audio) / SR
+    cues = loose_cues(CLIPS[0], truth, end - 3, None, seed=3) + [(end - 2.0, end - 0.5, "nothing said here")]
+    with pytest.warns(fa.TranscriptMismatchWarning, match=r"1 of 4 cue\(s\)"):
+        result = fa.force_align_cues(cues, audio, SR)
+        fa.check_fit(result, "silent.srt")
+    assert result.failed_pieces == 1
+    known = ~np.isnan(truth)
+    assert np.abs(np.array([w.start for w in result.words[: len(truth)]]) - truth)[known].mean() < CUE_MEAN_BOUND_S
+    assert [w.text for w in result.words[-3:]] == ["nothing", "said", "here"]
+    assert all(end - 2.0 <= w.start <= end - 0.5 for w in result.words[-3:])
+
+
+# ----------------------------------------------------------------------------- language, and saying which aligner ran
+
+
+@pytest.mark.parametrize("language, code, model", [
+    ("en", "en", True), ("en-GB", "en", True), ("EN_us", "en", True), ("English", "en", True),
+    ("de", "de", False), ("fr-CA", "fr", False), ("", "", False),
+])
+def test_languages_with_a_phonetic_model(language, code, model):
+    assert fa.language_code(language) == code and fa.has_model(language) is model
+
+
+def test_other_languages_use_the_energy_aligner_and_say_so(clips, tmp_path):
+    audio, truth = clips["plain"]
+    path = tmp_path / "take.txt"
+    path.write_text(CLIPS[0].text, encoding="utf-8")
+    timed = load_timed_transcript(path, audio=audio, sample_rate=SR, language="de")
+    assert timed.timing == "energy"
+    assert timed.note == ("aligned 23 words with the energy aligner (no phonetic model for language 'de'; "
+                          "words placed by speech energy only)")
+    assert timed.words == align_plain_text(CLIPS[0].text, audio, SR)
+    british = load_timed_transcript(path, audio=audio, sample_rate=SR, language="en-GB")
+    assert british.timing == "pocketsphinx" and british.note == "aligned 23 words with pocketsphinx forced alignment"
+
+
+def test_the_note_names_words_outside_the_dictionary(clips):
+    audio, truth = clips["plain"]
+    text = CLIPS[0].text.replace("quick", "quikk").replace("lazy", "lazzee")
+    result = fa.force_align(text, audio, SR)
+    assert result.guessed == ["quikk", "lazzee"]
+    assert onset_errors(result.words, [Word(t.start, t.end, w) for t, w in zip(truth, text.split())]).mean() < 0.06
+    from semges_core.speech.transcripts import align_text
+
+    note = align_text(text, audio, SR, "t.txt").note
+    assert note == ("aligned 23 words with pocketsphinx forced alignment "
+                    "(2 not in its dictionary, pronounced by letter-to-sound rules: 'quikk', 'lazzee')")
+
+
+def test_align_command_prints_which_aligner_ran(clips, tmp_path, capsys):
+    from semges_core.cli import main
+
+    audio, _ = clips["plain"]
+    wav, text = tmp_path / "take.wav", tmp_path / "take.txt"
+    write_wav(wav, audio, SR)
+    text.write_text(CLIPS[0].text, encoding="utf-8")
+    assert main(["align", "--audio", str(wav), "--transcript", str(text), "--out", str(tmp_path / "w.json")]) == 0
+    assert f"{text}: aligned 23 words with pocketsphinx forced alignment\n" in capsys.readouterr().out
+    assert main(["align", "--audio", str(wav), "--transcript", str(text), "--out", str(tmp_path / "w.TextGrid"),
+                 "--language", "de"]) == 0
+    assert "aligned 23 words with the energy aligner (no phonetic model for language 'de'" in capsys.readouterr().out
+
+
+def test_generate_prints_which_aligner_ran(clips, tmp_path, tiny_bundle, capsys):
+    from semges_core.cli import main
+
+    audio, _ = clips["slow_low_disfluent"]
+    wav, text = tmp_path / "take.wav", tmp_path / "take.txt"
+    write_wav(wav, audio, SR)
+    text.write_text(CLIPS[2].text, encoding="utf-8")
+    args = ["generate", "--audio", str(wav), "--transcript", str(text), "--model", str(tiny_bundle), "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "a.bvh")]) == 0
+    n = len(CLIPS[2].text.split())
+    assert f"{text}: aligned {n} words with pocketsphinx forced alignment\n" in capsys.readouterr().out
+    assert main(args + ["--out", str(tmp_path / "b.bvh"), "--language", "fr"]) == 0
+    assert f"{text}: aligned {n} words with the energy aligner (no phonetic model for language 'fr'" \
+        in capsys.readouterr().out

@@ -15,7 +15,7 @@ from semges_core.errors import SemgesError
 from semges_core.fileio import atomic_write
 from semges_core.formats.textgrid import Interval, IntervalTier, TextGrid, Word, write_textgrid
 from semges_core.speech.audio import load_audio
-from semges_core.speech.transcripts import load_timed_transcript
+from semges_core.speech.transcripts import TimedTranscript, load_timed_transcript
 
 _SUFFIXES = (".textgrid", ".json")
 
@@ -39,29 +39,31 @@ def _tier(words: list[Word], duration: float) -> IntervalTier:
     return IntervalTier("words", 0.0, end, intervals)
 
 
-def run_align(audio: str | Path, transcript: str | Path, out: str | Path) -> Path:
-    """Align `transcript` to `audio` and write `out` (.TextGrid or .json); returns `out`."""
+def run_align(audio: str | Path, transcript: str | Path, out: str | Path, language: str = "en") -> TimedTranscript:
+    """Align `transcript` to `audio` and write `out` (.TextGrid or .json); returns the timed words written."""
     out = Path(out)
     if out.suffix.lower() not in _SUFFIXES:
         raise AlignOutputError(f"{out}: expected a .TextGrid or .json output, not {out.suffix or 'no suffix'!r}")
     samples = load_audio(audio)
     duration = len(samples) / 16000
-    timed = load_timed_transcript(transcript, audio=samples)
+    timed = load_timed_transcript(transcript, audio=samples, language=language)
     if out.suffix.lower() == ".json":
         items = ",\n".join(
             "  " + json.dumps({"word": w.text, "start": w.start, "end": w.end}, ensure_ascii=False) for w in timed.words
         )
         with atomic_write(out) as f:  # one word a line, so a person can read and edit it
-            f.write(f'{{"aligner": {json.dumps(timed.timing)},\n "words": [\n{items}\n]}}\n')
+            f.write(f'{{"aligner": {json.dumps(timed.timing)}, "note": {json.dumps(timed.note, ensure_ascii=False)},\n'
+                    f' "words": [\n{items}\n]}}\n')
     else:
         tier = _tier(timed.words, duration)
         write_textgrid(out, TextGrid(0.0, tier.xmax, [tier]))
-    return out
+    return timed
 
 
 def _cmd_align(args: argparse.Namespace, rest: list[str]) -> int:
-    out = run_align(args.audio, args.transcript, args.out)
-    print(f"wrote {out}")
+    timed = run_align(args.audio, args.transcript, args.out, language=args.language)
+    print(f"{args.transcript}: {timed.note}")
+    print(f"wrote {args.out}")
     return 0
 
 
@@ -72,4 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--transcript", required=True,
                    help="plain text (force-aligned, English), or .srt, .vtt, .json, .TextGrid")
     p.add_argument("--out", required=True, help="words.TextGrid (opens in Praat) or words.json")
+    p.add_argument("--language", default="en",
+                   help="language of the transcript, e.g. en, en-GB, de (default en): English is force-aligned "
+                        "with pocketsphinx, other languages placed by the energy aligner")
     p.set_defaults(func=_cmd_align)

@@ -445,15 +445,17 @@ def align_plain_text(
 
 
 def align_segments(
-    segments: Sequence[tuple[float, float, str]], audio: np.ndarray, sample_rate: int = 16000
+    segments: Sequence[tuple[float, float, str]], audio: np.ndarray, sample_rate: int = 16000,
+    activity: SpeechActivity | None = None,
 ) -> list[Word]:
     """Time the words of each (start, end, text) within its own span, e.g. subtitle cues.
 
     A span holding no speech, or too short for its words, gets its words spread in
-    proportion to their expected lengths, as without audio.
+    proportion to their expected lengths, as without audio. `activity`: the audio's
+    `detect_speech`, when the caller has it already.
     """
-    audio = _check_audio(audio)
-    activity = detect_speech(audio, sample_rate)
+    if activity is None:
+        activity = detect_speech(_check_audio(audio), sample_rate)
     words: list[Word] = []
     for start, end, text in segments:
         tokens = tokenize(text)

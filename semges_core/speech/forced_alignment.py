@@ -17,6 +17,12 @@ pronunciation from a small letter-to-sound table: rough, but close enough for th
 aligner to place them between their neighbours. Each written word keeps its text as
 written and spans its spoken words.
 
+Subtitle cues (`force_align_cues`) time whole lines, loosely (a few tenths of a second
+early or late): each cue's words are aligned together with the next cue's, from where
+the previous cue's words end to `CUE_MARGIN_S` past the next cue, so the aligner finds
+the boundary between them itself; a cue the model cannot align falls back to the energy
+aligner within its span, the others keep their forced times.
+
 Takes longer than `CHUNK_S` are aligned in pieces: the energy aligner says roughly
 where each sentence is, the text is cut at a long pause near every `CHUNK_S`, and
 each piece is aligned within its span widened by `CHUNK_MARGIN_S`, so time and memory
@@ -30,17 +36,22 @@ import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from semges_core.errors import TranscriptError
 from semges_core.formats.textgrid import Word
-from semges_core.speech.alignment import HOP_S, AlignmentWarning, align_plain_text, detect_speech, tokenize
+from semges_core.speech.alignment import (
+    HOP_S, AlignmentWarning, SpeechActivity, align_plain_text, align_segments, detect_speech, tokenize,
+)
 
 SAMPLE_RATE = 16000   # the acoustic model's rate
 FRAME_S = 0.01        # pocketsphinx's frame step
 CHUNK_S = 90.0        # longer takes are aligned in pieces of about this length
 CHUNK_MARGIN_S = 3.0  # each piece may reach this far beyond its rough span
+CUE_MARGIN_S = 0.6    # a subtitle cue's words may lie this far outside its span
+LANGUAGES = ("en",)   # languages the shipped acoustic model and dictionary are for
 # A word said in less than this per phone was squeezed in: the aligner found no sound
 # for it (3 HMM states of one 10 ms frame each is the model's minimum).
 _SQUEEZED_S_PER_PHONE = 0.035
@@ -72,6 +83,17 @@ def available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def language_code(language: str) -> str:
+    """The primary subtag of a language name or tag, lower case: "en-GB", "en_us", "English" -> "en"."""
+    code = re.split(r"[-_]", (language or "").strip().lower())[0]
+    return {"english": "en", "eng": "en"}.get(code, code)
+
+
+def has_model(language: str) -> bool:
+    """Whether the forced aligner has a phonetic model for `language` (US English: all English)."""
+    return language_code(language) in LANGUAGES
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -242,10 +264,13 @@ def _decoder():
                    loglevel="FATAL")
 
 
-def _dictionary_word(decoder, word: str) -> str:
-    """`word` as the dictionary knows it, added with a guessed pronunciation when missing."""
+def _dictionary_word(decoder, word: str, guessed: set[str]) -> str:
+    """`word` as the dictionary knows it, added with a guessed pronunciation (noted in `guessed`) when missing."""
+    if word in guessed:
+        return word
     if decoder.lookup_word(word) is None:
         decoder.add_word(word, letters_to_sounds(word), True)
+        guessed.add(word)
     return word
 
 
@@ -260,9 +285,12 @@ def _pcm(audio: np.ndarray, sample_rate: int) -> bytes:
     return (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
 
 
-def _decode(decoder, spoken: list[str], pcm: bytes) -> list[tuple[int, int]] | None:
-    """(first frame, last frame + 1) of each spoken word, or None when the aligner finds no path."""
-    words = [_dictionary_word(decoder, w) for w in spoken]
+def _decode(decoder, spoken: list[str], pcm: bytes, guessed: set[str]) -> list[tuple[int, int]] | None:
+    """(first frame, last frame + 1) of each spoken word, or None when the aligner finds no path.
+
+    Spoken words missing from the dictionary are added to it and to `guessed`.
+    """
+    words = [_dictionary_word(decoder, w, guessed) for w in spoken]
     decoder.set_align_text(" ".join(words))
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
@@ -280,19 +308,35 @@ class ForcedAlignment:
 
     words: list[Word]
     squeezed: list[str]   # written words the aligner could only squeeze in (no sound found for them)
-    failed_pieces: int    # pieces where no alignment was found (their words came from the energy aligner)
-    pieces: int           # pieces the take was aligned in
+    failed_pieces: int    # pieces (or cues) where no alignment was found: their words came from the energy aligner
+    pieces: int           # pieces (or subtitle cues) the take was aligned in
     speech_s: float       # seconds of speech in the audio (energy detector)
     unworded_s: float     # of which no word covers this many: words missing from the text
+    guessed: list[str] = ()  # written words with a spoken word outside the dictionary (letter-to-sound)
+    unit: str = "piece"      # what the take was cut into: "piece" or "cue"
 
 
-def _align_piece(tokens: list[str], audio: np.ndarray, offset: float) -> tuple[list[Word], list[str]] | None:
+@dataclass(frozen=True)
+class _Piece:
+    """The timed words of one piece, and which of them (indices) were squeezed in or had a guessed pronunciation."""
+
+    words: list[Word]
+    squeezed: list[int]
+    guessed: list[int]
+
+    def head(self, n: int) -> "_Piece":
+        """Only the first `n` words."""
+        return _Piece(self.words[:n], [k for k in self.squeezed if k < n], [k for k in self.guessed if k < n])
+
+
+def _align_piece(tokens: list[str], audio: np.ndarray, offset: float) -> _Piece | None:
     """Written words of one piece of the take timed within `audio` (which starts at `offset` s)."""
     spoken = [SpokenWord(w, k) for k, t in enumerate(tokens) for w in spoken_words(t)]
-    if not spoken:
+    if not spoken or len(audio) < SAMPLE_RATE // 10:
         return None
     decoder = _decoder()
-    spans = _decode(decoder, [s.word for s in spoken], _pcm(audio, SAMPLE_RATE))
+    guessed: set[str] = set()
+    spans = _decode(decoder, [s.word for s in spoken], _pcm(audio, SAMPLE_RATE), guessed)
     if spans is None:
         return None
     first: dict[int, int] = {}
@@ -300,13 +344,15 @@ def _align_piece(tokens: list[str], audio: np.ndarray, offset: float) -> tuple[l
     for s, (a, b) in zip(spoken, spans):
         first.setdefault(s.token, a)
         last[s.token] = b
-    squeezed: list[str] = []
+    squeezed: list[int] = []
     for s, (a, b) in zip(spoken, spans):
         phones = len((decoder.lookup_word(s.word) or "AH").split())
         if (b - a) * FRAME_S < _SQUEEZED_S_PER_PHONE * phones:
-            squeezed.append(tokens[s.token])
+            squeezed.append(s.token)
     words = _fill_unspoken(tokens, first, last)
-    return [Word(round(offset + a * FRAME_S, 6), round(offset + b * FRAME_S, 6), t) for t, (a, b) in words], squeezed
+    guessed_tokens = list(dict.fromkeys(s.token for s in spoken if s.word in guessed))
+    return _Piece([Word(round(offset + a * FRAME_S, 6), round(offset + b * FRAME_S, 6), t) for t, (a, b) in words],
+                  squeezed, guessed_tokens)
 
 
 def _fill_unspoken(tokens: list[str], first: dict[int, int], last: dict[int, int]) -> list[tuple[str, tuple[int, int]]]:
@@ -360,31 +406,95 @@ def force_align(text: str, audio: np.ndarray, sample_rate: int = 16000, *, path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AlignmentWarning)  # the energy aligner's doubts are rechecked below
         rough = align_plain_text(text, audio, SAMPLE_RATE, path=path)
+    pieces = _pieces(tokens, rough, duration)
+    windows = [(tokens[a:b], start, end, rough[a:b]) for a, b, start, end in pieces]
+    return _align_windows(windows, audio, detect_speech(audio, SAMPLE_RATE))
+
+
+def _align_windows(windows: list[tuple[list[str], float, float, list[Word]]], audio: np.ndarray,
+                   activity: SpeechActivity) -> ForcedAlignment:
+    """Each window's tokens aligned within [start, end] s of `audio` (16 kHz); its fallback words where that fails."""
+    pieces: list[_Piece | list[Word]] = []
+    for tokens, start, end, fallback in windows:
+        lo, hi = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+        pieces.append(_align_piece(tokens, audio[lo:hi], lo / SAMPLE_RATE) or fallback)
+    return _result(pieces, len(audio) / SAMPLE_RATE, activity, "piece")
+
+
+def _result(pieces: list["_Piece | list[Word]"], duration: float, activity: SpeechActivity, unit: str
+            ) -> ForcedAlignment:
+    """The pieces' words in order (forced ones as `_Piece`, fallbacks as plain words), with the evidence of fit."""
     words: list[Word] = []
     squeezed: list[str] = []
+    guessed: list[str] = []
     failed = 0
-    pieces = _pieces(tokens, rough, duration)
-    for a, b, start, end in pieces:
-        lo, hi = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
-        piece = _align_piece(tokens[a:b], audio[lo:hi], lo / SAMPLE_RATE)
-        if piece is None:
+    for piece in pieces:
+        if isinstance(piece, _Piece):
+            words += piece.words
+            squeezed += [piece.words[k].text for k in piece.squeezed]
+            guessed += [piece.words[k].text for k in piece.guessed]
+        else:
             failed += 1
-            words += rough[a:b]
-            continue
-        words += piece[0]
-        squeezed += piece[1]
-    # Pieces overlap by their margins: keep each word after the previous one.
+            words += piece
+    # Windows overlap by their margins: keep each word after the previous one.
     ordered: list[Word] = []
     for w in words:
         floor = ordered[-1].end if ordered else 0.0
         start = min(max(w.start, floor), duration)
         ordered.append(Word(start, min(max(w.end, start), duration), w.text))
-    speech = detect_speech(audio, SAMPLE_RATE).speech
+    speech = activity.speech
     covered = np.zeros(len(speech), bool)
     for w in ordered:
         covered[int(round(w.start / HOP_S)) : int(round(w.end / HOP_S))] = True
     unworded = float((speech & ~covered).sum() * HOP_S)
-    return ForcedAlignment(ordered, squeezed, failed, len(pieces), float(speech.sum() * HOP_S), unworded)
+    return ForcedAlignment(ordered, squeezed, failed, len(pieces), float(speech.sum() * HOP_S), unworded,
+                           list(dict.fromkeys(guessed)), unit)
+
+
+def force_align_cues(cues: Sequence[tuple[float, float, str]], audio: np.ndarray, sample_rate: int = 16000, *,
+                     path: str | Path = "<cues>") -> ForcedAlignment:
+    """Time the words of each (start, end, text) subtitle cue with pocketsphinx, near the cue's span.
+
+    Cue spans are loose (a few tenths of a second early or late), so a cue's words are
+    looked for from where the previous cue's words end to CUE_MARGIN_S past the end of
+    the *next* cue, aligned together with the next cue's words: the aligner itself finds
+    the boundary between the two, and only this cue's words are kept. A cue the model
+    cannot align (no path, no speech there) gets the energy aligner's times within its own
+    span; its count is `failed_pieces`.
+    """
+    audio = np.asarray(audio, np.float32)
+    if sample_rate != SAMPLE_RATE:
+        audio = np.frombuffer(_pcm(audio, sample_rate), "<i2").astype(np.float32) / 32767
+    duration = len(audio) / SAMPLE_RATE
+    cues = [(s, e, [t.text for t in tokenize(text)]) for s, e, text in cues]
+    cues = [c for c in cues if c[2]]
+    if not cues:
+        raise TranscriptError(path, "contains no words to align")
+    activity = detect_speech(audio, SAMPLE_RATE)
+    pieces: list[_Piece | list[Word]] = []
+    floor = 0.0  # where the previous cue's words end
+    for k, (s, e, tokens) in enumerate(cues):
+        lo = min(max(floor, s - CUE_MARGIN_S), s + CUE_MARGIN_S)
+        nxt = cues[k + 1] if k + 1 < len(cues) else None
+        piece = None
+        if nxt is not None:
+            piece = _align_span(tokens + nxt[2], audio, lo, min(duration, max(e, nxt[1]) + CUE_MARGIN_S))
+            piece = piece.head(len(tokens)) if piece is not None else None
+        if piece is None:  # the last cue, or the pair found no path: this cue alone
+            piece = _align_span(tokens, audio, lo, min(duration, e + CUE_MARGIN_S))
+        if piece is None:
+            fallback = align_segments([(s, e, " ".join(tokens))], audio, SAMPLE_RATE, activity=activity)
+            pieces.append(fallback)
+            floor = max(floor, min(e, nxt[0] if nxt is not None else e) - CUE_MARGIN_S)
+        else:
+            pieces.append(piece)
+            floor = piece.words[-1].end
+    return _result(pieces, duration, activity, "cue")
+
+
+def _align_span(tokens: list[str], audio: np.ndarray, start: float, end: float) -> _Piece | None:
+    lo, hi = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+    return _align_piece(tokens, audio[lo:hi], lo / SAMPLE_RATE) if hi > lo else None
 
 
 def check_fit(result: ForcedAlignment, path: str | Path) -> None:
@@ -394,7 +504,7 @@ def check_fit(result: ForcedAlignment, path: str | Path) -> None:
     if result.failed_pieces:
         warnings.warn(
             f"{path}: the forced aligner found no way to say this text in the audio "
-            f"({result.failed_pieces} of {result.pieces} piece(s)); the words there were placed by speech energy "
+            f"({result.failed_pieces} of {result.pieces} {result.unit}(s)); the words there were placed by speech energy "
             "only. Is this the transcript of this audio?",
             TranscriptMismatchWarning, stacklevel=3,
         )

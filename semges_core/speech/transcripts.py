@@ -14,13 +14,14 @@ and line (or JSON item) of every value, so a bad file is reported where it is ba
 - with the audio, a transcript ending more than 0.5 s after the audio is an error
   (the wrong file, most likely), and smaller overruns are cut at the audio's end.
 
-Subtitle cues time whole lines, not words: without audio a cue's words share its
-span in proportion to their expected spoken length; with audio each cue's words are
-placed on the speech inside the cue (semges_core.speech.alignment).
+Subtitle cues time whole lines, not words, and loosely: without audio a cue's words
+share its span in proportion to their expected spoken length; with audio each cue's
+words are force-aligned near the cue (semges_core.speech.forced_alignment).
 
-Plain text is force-aligned with pocketsphinx's US English model where pocketsphinx
-imports (semges_core.speech.forced_alignment), else placed by the energy aligner;
-`load_timed_transcript` says which ran.
+Plain text is force-aligned with pocketsphinx's US English model. The energy aligner
+(semges_core.speech.alignment), which knows only where speech is, stays the fallback
+for languages without a phonetic model and where pocketsphinx does not import;
+`load_timed_transcript` says which ran, in a line a person can read.
 """
 
 from __future__ import annotations
@@ -375,11 +376,9 @@ def parse_json(text: str, path: str | Path) -> tuple[list[Word], list[Cue]]:
 # ----------------------------------------------------------------------------- readers
 
 
-def _words_of_cues(cues: list[Cue], audio: np.ndarray | None = None, sample_rate: int = 16000) -> list[Word]:
-    cues = _tidy(cues)
-    if audio is not None and cues:
-        return align_segments([(c.start, c.end, c.text) for c in cues], audio, sample_rate)
-    return [w for c in cues for w in spread_words(c.text, c.start, c.end)]
+def _words_of_cues(cues: list[Cue]) -> list[Word]:
+    """Without audio: each cue's words share its span by their expected lengths."""
+    return [w for c in _tidy(cues) for w in spread_words(c.text, c.start, c.end)]
 
 
 def read_srt(path: str | Path) -> list[Word]:
@@ -463,22 +462,78 @@ def _sniff(text: str) -> str:
 
 
 class TimedTranscript(NamedTuple):
-    """The timed words, and where their times came from."""
+    """The timed words, where their times came from, and that said in a line for people."""
 
     words: list[Word]
-    timing: str  # "file" (times as written), "cues+energy", "pocketsphinx", "pocketsphinx+energy" or "energy"
+    # "file" (times as written), "pocketsphinx", "pocketsphinx+energy" (some pieces by energy), "energy";
+    # subtitle cues: "cues+pocketsphinx", "cues+pocketsphinx+energy", "cues+energy"
+    timing: str
+    # e.g. "aligned 412 words with pocketsphinx forced alignment (2 not in its dictionary, ...)"
+    note: str = ""
 
 
-def align_text(text: str, audio: np.ndarray, sample_rate: int, path: str | Path) -> TimedTranscript:
-    """Plain text timed on `audio`: forced alignment where pocketsphinx imports, else the energy aligner.
+def energy_reason(language: str = "en") -> str | None:
+    """Why plain text would go to the energy aligner instead of the forced aligner; None when it would not."""
+    if not forced_alignment.has_model(language):
+        return f"no phonetic model for language {language!r}; words placed by speech energy only"
+    if not forced_alignment.available():
+        return "pocketsphinx is not installed; words placed by speech energy only"
+    return None
+
+
+def _forced_details(result: forced_alignment.ForcedAlignment) -> str:
+    details = []
+    if result.guessed:
+        shown = ", ".join(repr(w) for w in result.guessed[:3]) + (", ..." if len(result.guessed) > 3 else "")
+        details.append(f"{len(result.guessed)} not in its dictionary, pronounced by letter-to-sound rules: {shown}")
+    if result.failed_pieces:
+        details.append(f"{result.failed_pieces} of {result.pieces} {result.unit}s placed by the energy aligner")
+    return f" ({'; '.join(details)})" if details else ""
+
+
+class _Timing(NamedTuple):
+    words: list[Word]
+    timing: str
+    note: str  # begins with "{n}" or a verb and "{n}", the number of words kept
+
+
+def _with_count(note: str, n: int) -> str:
+    return note.replace("{n}", str(n), 1)
+
+
+def _align_text(text: str, audio: np.ndarray, sample_rate: int, path: str | Path, language: str) -> _Timing:
+    reason = energy_reason(language)
+    if reason is not None:
+        words = align_plain_text(text, audio, sample_rate, path=path)
+        return _Timing(words, "energy", f"aligned {{n}} words with the energy aligner ({reason})")
+    result = forced_alignment.force_align(text, audio, sample_rate, path=path)
+    forced_alignment.check_fit(result, path)
+    return _Timing(result.words, "pocketsphinx+energy" if result.failed_pieces else "pocketsphinx",
+                   "aligned {n} words with pocketsphinx forced alignment" + _forced_details(result))
+
+
+def _align_cues(cues: list[Cue], audio: np.ndarray, sample_rate: int, path: str | Path, language: str) -> _Timing:
+    cues = _tidy(cues)
+    spans = [(c.start, c.end, c.text) for c in cues]
+    what = f"timed {{n}} words of {len(cues)} subtitle cue{'s' if len(cues) != 1 else ''}"
+    reason = energy_reason(language)
+    if reason is not None:
+        return _Timing(align_segments(spans, audio, sample_rate), "cues+energy",
+                       f"{what} with the energy aligner within each cue ({reason})")
+    result = forced_alignment.force_align_cues(spans, audio, sample_rate, path=path)
+    forced_alignment.check_fit(result, path)
+    return _Timing(result.words, "cues+pocketsphinx+energy" if result.failed_pieces else "cues+pocketsphinx",
+                   f"{what} with pocketsphinx forced alignment near each cue"
+                   + _forced_details(result))
+
+
+def align_text(text: str, audio: np.ndarray, sample_rate: int, path: str | Path, language: str = "en") -> TimedTranscript:
+    """Plain text timed on `audio`: forced alignment for English where pocketsphinx imports, else the energy aligner.
 
     Warns (TranscriptMismatchWarning) when the alignment says the text is not what is said.
     """
-    if not forced_alignment.available():
-        return TimedTranscript(align_plain_text(text, audio, sample_rate, path=path), "energy")
-    result = forced_alignment.force_align(text, audio, sample_rate, path=path)
-    forced_alignment.check_fit(result, path)
-    return TimedTranscript(result.words, "pocketsphinx+energy" if result.failed_pieces else "pocketsphinx")
+    t = _align_text(text, audio, sample_rate, path, language)
+    return TimedTranscript(t.words, t.timing, _with_count(t.note, len(t.words)))
 
 
 def load_transcript(
@@ -486,9 +541,10 @@ def load_transcript(
     audio: np.ndarray | None = None,
     sample_rate: int = 16000,
     text_block: str | None = None,
+    language: str = "en",
 ) -> list[Word]:
     """Timed words from a .TextGrid, .srt, .vtt, .json or plain-text transcript (see load_timed_transcript)."""
-    return load_timed_transcript(path, audio, sample_rate, text_block).words
+    return load_timed_transcript(path, audio, sample_rate, text_block, language).words
 
 
 def load_timed_transcript(
@@ -496,6 +552,7 @@ def load_timed_transcript(
     audio: np.ndarray | None = None,
     sample_rate: int = 16000,
     text_block: str | None = None,
+    language: str = "en",
 ) -> TimedTranscript:
     """Timed words from a .TextGrid, .srt, .vtt, .json or plain-text transcript, and which timing ran.
 
@@ -504,6 +561,8 @@ def load_timed_transcript(
     subtitles, TextGrid or JSON, and are otherwise plain text, which is aligned to
     `audio` (mono samples at `sample_rate`, needed then). With `audio`, subtitle cues
     are refined to word times on the speech and the words must fit the audio.
+    `language` (a tag such as "en", "en-GB", "de") picks the aligner: the forced
+    aligner for English, the energy aligner for languages it has no model for.
     """
     path = Path(path)
     kind = _SUFFIXES.get(path.suffix.lower())
@@ -516,7 +575,7 @@ def load_timed_transcript(
         kind = _sniff(text)
     duration = None if audio is None else len(audio) / sample_rate
 
-    timing = "file"
+    timing, note = "file", f"{{n}} words timed as written in {path.name}"
     if kind == "textgrid":
         words = words_from_textgrid(_parse(path, text), path)
     elif kind in ("srt", "vtt", "json"):
@@ -527,14 +586,21 @@ def load_timed_transcript(
         if duration is not None and cues:
             # Judge the cues as written, before their words are fitted onto the speech.
             check_words([Word(c.start, c.end, "x") for c in cues], path, duration)
-        words = timed + _words_of_cues(cues, audio, sample_rate)
         if cues and audio is not None:
-            timing = "cues+energy"
+            cue_words, timing, note = _align_cues(cues, audio, sample_rate, path, language)
+            if timed:
+                note += f", and {len(timed)} words timed as written"
+        else:
+            cue_words = _words_of_cues(cues)
+            if cues:
+                timing, note = "cues", f"{{n}} words spread over the spans of {len(_tidy(cues))} subtitle cues"
+        words = timed + cue_words
     else:
         if audio is None:
             raise TranscriptError(
                 path, "is plain text without times; give the audio to align it to, "
                 "or a TextGrid, .srt, .vtt or WhisperX .json with times"
             )
-        words, timing = align_text(text, audio, sample_rate, path)
-    return TimedTranscript(check_words(words, path, duration), timing)
+        words, timing, note = _align_text(text, audio, sample_rate, path, language)
+    words = check_words(words, path, duration)
+    return TimedTranscript(words, timing, _with_count(note, len(words)))
