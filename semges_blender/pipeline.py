@@ -24,6 +24,7 @@ from semges_core.fileio import refuse_pickles
 
 from .errors import MissingBonesError
 from .keyframes import ApplyResult, apply_motion, resolve_mapping, scene_fps
+from .layers import LayerSettings
 from .presets import BoneMapping, resolve_bones
 from .source import SourceMotion
 from .worker import GenerationRequest, generate_motion_file, resolve_python
@@ -75,6 +76,16 @@ class GenerateOptions:
     python: str = ""  # external Python for the worker ("" = Blender's own, with the bundled ONNX Runtime)
     runtime: str = "auto"  # auto (ONNX Runtime when the bundle has graphs), onnx or torch
     action_name: str = ""  # "" = the audio file's name without its suffix
+    blend: str = "REPLACE"  # how the take plays over the rig's animation: REPLACE or ADD
+    influence: float = 1.0  # 0-1
+    blend_in: float = 0.0  # frames
+    blend_out: float = 0.0
+    reduce_keys: bool = True  # thin the keys within key_tolerance
+    key_tolerance: float = 0.5  # degrees
+    intensity_arms: float = 1.0  # 0-2 (0-200%), around the clip's mean pose
+    intensity_hands: float = 1.0
+    intensity_torso: float = 1.0  # spine, neck and head
+    redo_range: tuple[int, int] | None = None  # set: finish() redoes these frames of the active take
 
 
 @dataclass
@@ -122,6 +133,19 @@ def prepare(options: GenerateOptions, scene: bpy.types.Scene | None = None) -> P
     if not model.is_file():
         raise InputFileError(model, "model file not found")
     model_speakers(model)  # its header must read (no torch; a pickle or a text file fails here)
+    try:
+        LayerSettings(options.blend, options.influence, options.blend_in, options.blend_out)  # valid, or fail now
+    except ValueError as e:
+        raise SemgesError(str(e)) from None
+    _intensity(options)
+    if options.redo_range is not None:
+        from .takes import active_take
+
+        a, b = options.redo_range
+        if a > b:
+            raise SemgesError(f"the range to redo is empty: {a}-{b}")
+        if active_take(obj) is None:
+            raise SemgesError(f"{obj.name!r} has no SemGes take to redo frames {a}-{b} of; generate one first")
     python = resolve_python(options.python)
 
     workdir = Path(tempfile.mkdtemp(prefix="semges_"))
@@ -173,9 +197,19 @@ def finish(prepared: Prepared, worker_result: dict, scene: bpy.types.Scene | Non
     preset = _preset(o.preset)
     name = o.action_name or Path(prepared.request.audio).stem
     start = resolve_start(o.start_frame, scene)
-    result = apply_motion(obj, motion, preset, scene=scene, start_frame=start, action_name=name,
-                          allow_missing=o.allow_missing, scene_range=o.scene_range,
-                          on_solve_frame=on_solve_frame)
+    tolerance = o.key_tolerance if o.reduce_keys else None
+    meta = {"audio": prepared.request.audio, "seed": o.seed, "variation": o.variation,
+            "intensity": {"arms": o.intensity_arms, "hands": o.intensity_hands, "torso": o.intensity_torso},
+            "model": prepared.request.model, "speaker": o.speaker}
+    if o.redo_range is not None:
+        result = _redo(obj, motion, o, preset, scene, tolerance, meta)
+        start = result.frame_start
+    else:
+        result = apply_motion(obj, motion, preset, scene=scene, start_frame=start, action_name=name,
+                              allow_missing=o.allow_missing, scene_range=o.scene_range,
+                              on_solve_frame=on_solve_frame, blend=o.blend, influence=o.influence,
+                              blend_in=o.blend_in, blend_out=o.blend_out, key_tolerance=tolerance,
+                              intensity=_intensity(o), meta=meta)
     result.warnings[:0] = [str(w) for w in worker_result.get("warnings", [])]  # e.g. a doubtful transcript
     if o.add_audio:
         try:
@@ -183,6 +217,32 @@ def finish(prepared: Prepared, worker_result: dict, scene: bpy.types.Scene | Non
         except RuntimeError as e:  # e.g. a Blender built without audio (the 4.2 bpy module)
             result.warnings.append(f"the sound strip was not added ({str(e).removeprefix('Error: ').strip()})")
     return result
+
+
+def _intensity(o: GenerateOptions):
+    from semges_core.motion.art_direction import Intensity
+
+    try:
+        return Intensity(o.intensity_arms, o.intensity_hands, o.intensity_torso)
+    except ValueError as e:
+        raise SemgesError(str(e)) from None
+
+
+def _redo(obj, motion, o: GenerateOptions, preset, scene, tolerance, meta) -> ApplyResult:
+    """Frames o.redo_range of the active take regenerated from `motion`; reported as an ApplyResult."""
+    from .redo import redo_range
+    from .takes import active_take, take_meta
+
+    take = active_take(obj)
+    if take is None:
+        raise SemgesError(f"{obj.name!r} has no SemGes take to redo; generate one first")
+    a, b = (int(v) for v in o.redo_range)
+    r = redo_range(obj, take, motion, a, b, preset=preset, scene=scene, intensity=_intensity(o),
+                   key_tolerance=tolerance, meta=meta)
+    info = take_meta(take)
+    return ApplyResult(take, info.get("mapping", ""), r.bones, int(info.get("start_frame", a)),
+                       int(round(take.frame_range[1])), scene_fps(scene), [], list(r.warnings),
+                       r.keys_before, r.keys_after)
 
 
 def resolve_start(start_frame: int | None, scene: bpy.types.Scene) -> int:

@@ -13,6 +13,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from semges_blender.keyframes import action_fcurves  # noqa: E402
+from semges_blender.takes import active_take  # noqa: E402
 from semges_blender.pipeline import generate_gestures, model_speakers  # noqa: E402
 from semges_blender.properties import options_from_settings  # noqa: E402
 from semges_blender.rigs import create_beat_armature  # noqa: E402
@@ -63,16 +64,18 @@ def test_generate_operator_equals_the_plain_function(tiny_bundle):  # noqa: F811
     s = settings(rig, tiny_bundle)
     assert bpy.ops.semges.generate.poll()
     assert bpy.ops.semges.generate() == {'FINISHED'}  # background mode: synchronous
-    action = rig.animation_data.action
+    action = active_take(rig)
     assert action.name == "speech"
     op_keys = keys(action, rig)
     n = round(33.81 * 30)  # the example's 33.8 s at the scene's 30 fps (1 frame of slack below)
     assert len(op_keys) == 4 * 43
     frames = next(iter(op_keys.values()))[:, 0]
-    assert frames[0] == 5 and abs(len(frames) - n) <= 2 and np.all(np.diff(frames) == 1)
+    assert frames[0] == 5 and abs(frames[-1] - frames[0] + 1 - n) <= 2 and np.all(np.diff(frames) >= 1)
+    strip = rig.animation_data.nla_tracks["SemGes"].strips[0]  # layered, not assigned as the active action
+    assert rig.animation_data.action is None and strip.action == action and strip.frame_start == 5
 
     plain = generate_gestures(options_from_settings(s), bpy.context.scene)
-    assert plain.action.name == "speech.001" and rig.animation_data.action == plain.action
+    assert plain.action.name == "speech.001" and active_take(rig) == plain.action
     plain_keys = keys(plain.action, rig)
     assert plain_keys.keys() == op_keys.keys()
     for k in op_keys:
@@ -91,7 +94,7 @@ def test_text_block_transcript_and_detect(tiny_bundle):  # noqa: F811
     assert bpy.ops.semges.detect_preset() == {'FINISHED'}
     assert bpy.context.scene.semges.preset == "beat"
     assert bpy.ops.semges.generate() == {'FINISHED'}
-    assert len(action_fcurves(rig.animation_data.action, rig)) == 4 * 51
+    assert len(action_fcurves(active_take(rig), rig)) == 4 * 51
 
 
 def test_failures_report_one_error_and_change_nothing(tiny_bundle, tmp_path):  # noqa: F811
@@ -135,7 +138,7 @@ def test_save_mapping_then_use_it_as_custom(tiny_bundle, tmp_path):  # noqa: F81
 
     save_motion_npz(motion, gesture_motion())
     assert bpy.ops.semges.apply_motion(filepath=str(motion)) == {'FINISHED'}
-    assert {fc.data_path.split('"')[1] for fc in action_fcurves(rig.animation_data.action, rig)} == {
+    assert {fc.data_path.split('"')[1] for fc in action_fcurves(active_take(rig), rig)} == {
         "RArm", "RArm1", "RHand"}
     assert rig.pose.bones["LArm"].rotation_mode == 'XYZ', "bones outside the mapping are untouched"
 
@@ -204,7 +207,7 @@ def test_modal_run_polls_progress_and_keys_once(tiny_bundle):  # noqa: F811
         time.sleep(0.05)
         result = op.modal(ctx, SimpleNamespace(type='TIMER'))
     assert result == {'FINISHED'}, op.reports
-    assert rig.animation_data.action.name == "speech" and not type(op)._running
+    assert active_take(rig).name == "speech" and not type(op)._running
     names = [c[0] for c in wm.calls]
     assert names[:2] == ["event_timer_add", "progress_begin"] and names[-2:] == ["event_timer_remove", "progress_end"]
     progress = [c[1][0] for c in wm.calls if c[0] == "progress_update"]
@@ -237,7 +240,7 @@ def test_gestures_start_at_the_shot_not_at_frame_1(tiny_bundle):  # noqa: F811
     s = settings(rig, tiny_bundle)
     s.start_at = 'SCENE'
     assert bpy.ops.semges.generate() == {'FINISHED'}
-    frames = next(iter(keys(rig.animation_data.action, rig).values()))[:, 0]
+    frames = next(iter(keys(active_take(rig), rig).values()))[:, 0]
     assert frames[0] == 1001
     assert scene.frame_start == 1001 and scene.frame_end >= frames[-1]  # grown, never moved
     if bpy.app.version >= (5, 0, 0):  # the 4.2 bpy module is built without audio
@@ -245,5 +248,5 @@ def test_gestures_start_at_the_shot_not_at_frame_1(tiny_bundle):  # noqa: F811
     scene.frame_set(1040)
     s.start_at = 'PLAYHEAD'
     assert bpy.ops.semges.generate() == {'FINISHED'}
-    assert next(iter(keys(rig.animation_data.action, rig).values()))[0, 0] == 1040
+    assert next(iter(keys(active_take(rig), rig).values()))[0, 0] == 1040
     assert scene.frame_start == 1001

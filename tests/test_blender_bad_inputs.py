@@ -23,6 +23,7 @@ import torch
 bpy = pytest.importorskip("bpy")
 
 from semges_blender.keyframes import action_fcurves  # noqa: E402
+from semges_blender.takes import active_take  # noqa: E402
 from semges_blender.rigs import create_beat_armature  # noqa: E402
 from test_bad_inputs import (  # noqa: E402
     BUNDLE_FORMAT, CLIP_S, EXAMPLE_TG, EXAMPLE_TXT, Maker, Pickled, _cut_wav, _huge_text, _k48, _stereo, textgrid,
@@ -176,12 +177,14 @@ def test_bad_input_in_blender(row: BRow, tiny_bundle, tmp_path, capfd):
     else:
         assert bpy.ops.semges.generate() == {'FINISHED'}
         printed = capfd.readouterr().out
-        action = rig.animation_data.action
-        assert action.name != "previous take" and bpy.data.actions["previous take"].use_fake_user
+        action = active_take(rig)
+        assert action.name != "previous take"
+        assert rig.animation_data.nla_tracks["previous take"].strips[0].action.name == "previous take", \
+            "the previous take is pushed down and keeps playing under the new one"
         curves = action_fcurves(action, rig)
         frames = np.array([k.co[0] for k in curves[0].keyframe_points])
         values = np.array([k.co[1] for fc in curves for k in fc.keyframe_points])
-        assert len(frames) == round(row.seconds * FPS) and frames[0] == 1, len(frames)
+        assert frames[0] == 1 and frames[-1] == round(row.seconds * FPS), frames[[0, -1]]
         assert np.isfinite(values).all()
         warnings = [line for line in printed.splitlines() if line.startswith("Warning: SemGes: ")]
         warnings = [w for w in warnings if "sound strip" not in w]  # the 4.2 bpy module has no audio

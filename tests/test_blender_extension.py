@@ -238,7 +238,8 @@ s = bpy.context.scene.semges
 s.audio_path, s.transcript_path, s.armature, s.model_path, s.device = wav, tg, rig, bundle, "cpu"
 s.add_audio = False
 out["generate"] = sorted(bpy.ops.semges.generate())
-out["action"] = rig.animation_data.action.name
+from semges_blender.takes import active_take
+out["action"] = active_take(rig).name
 print("RESULT " + json.dumps(out))
 sys.stdout.flush()
 os._exit(0)  # Blender 4.2's bpy module may crash at exit with add-ons registered

@@ -10,6 +10,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from semges_blender.keyframes import action_fcurves  # noqa: E402
+from semges_blender.takes import active_take  # noqa: E402
 from semges_blender.presets import builtin_mapping, load_mapping, mapping_from_rows, mapping_rows  # noqa: E402
 from semges_blender.properties import options_from_settings, rows_mapping  # noqa: E402
 from test_blender_common import EXAMPLE_TG, EXAMPLE_WAV, build_mixamo_rig, gesture_motion  # noqa: E402
@@ -24,7 +25,7 @@ def rows(s) -> list[tuple[str, str]]:
 
 
 def keyed_bones(rig) -> set[str]:
-    return {fc.data_path.split('"')[1] for fc in action_fcurves(rig.animation_data.action, rig)}
+    return {fc.data_path.split('"')[1] for fc in action_fcurves(active_take(rig), rig)}
 
 
 def filled_rig(preset: str = "mixamo"):

@@ -41,17 +41,23 @@ def motion() -> SourceMotion:
 
 
 def check_result(obj, result, motion: SourceMotion, start_frame: int = 1):
-    """Keys: 4 F-curves per mapped bone, one key per frame of the motion at the scene's rate."""
+    """Keys: each mapped bone's rotation in its own mode, first to last frame; the take plays on the SemGes track."""
+    from semges_blender.keyframes import rotation_path
+    from semges_blender.takes import active_take
+
     fps = scene_fps(bpy.context.scene)
     at_fps = motion.resample(fps)
     fcurves = action_fcurves(result.action, obj)
-    assert len(fcurves) == 4 * len(result.bones)
+    modes = {b: obj.pose.bones[b].rotation_mode for b in result.bones}
+    assert len(fcurves) == sum(3 if m not in ("QUATERNION", "AXIS_ANGLE") else 4 for m in modes.values())
     assert result.n_frames == at_fps.n_frames
     for fc in fcurves:
-        assert fc.data_path.endswith(".rotation_quaternion")
-        assert len(fc.keyframe_points) == at_fps.n_frames
+        assert fc.data_path.endswith("." + rotation_path(modes[fc.data_path.split('"')[1]]))
+        assert 2 <= len(fc.keyframe_points) <= at_fps.n_frames
         assert tuple(fc.range()) == (start_frame, start_frame + at_fps.n_frames - 1)
-    assert obj.animation_data.action == result.action
+    assert result.keys_after == sum(len(fc.keyframe_points) for fc in fcurves) <= result.keys_before
+    assert obj.animation_data.nla_tracks["SemGes"].strips[-1].action == result.action
+    assert active_take(obj) == result.action
     return at_fps
 
 
@@ -73,7 +79,8 @@ def test_beat_armature_follows_the_source(how, motion, tmp_path):
     result = apply_motion(obj, motion, "auto", action_name="speech.wav")
     assert result.mapping == "beat" and result.action.name == "speech.wav"
     if imported is not None:
-        assert imported.name in bpy.data.actions and imported.use_fake_user, "the BVH's own action is kept"
+        assert obj.animation_data.nla_tracks[imported.name].strips[0].action == imported, \
+            "the BVH's own action is pushed down and keeps playing under the take"
     at_fps = check_result(obj, result, motion)
     bones, _ = resolve_bones(builtin_mapping("beat"), [b.name for b in obj.data.bones])
     err = direction_errors(obj, at_fps, bones, FRAMES)
@@ -205,9 +212,10 @@ def test_rerun_adds_an_action_and_keeps_the_old_one(motion):
     second = apply_motion(obj, motion, "beat", action_name="speech").action
     assert first.name == "speech" and second.name == "speech.001"
     assert first.use_fake_user and second.use_fake_user
-    assert obj.animation_data.action == second
+    strips = obj.animation_data.nla_tracks["SemGes"].strips
+    assert [s.action for s in strips] == [second], "the new take plays; the old one stays listed"
     if SLOTTED_ACTIONS:
-        assert obj.animation_data.action_slot is not None
+        assert strips[0].action_slot is not None
 
 
 def test_frame_rate_start_frame_and_rotation_modes(motion):
@@ -222,7 +230,7 @@ def test_frame_rate_start_frame_and_rotation_modes(motion):
     assert at_fps.n_frames == 89  # floor((90 - 1) * 29.97 / 30) + 1
     assert (scene.frame_start, scene.frame_end) == (1, 189)  # extended, not shrunk
     assert obj.pose.bones["Hips"].rotation_mode == 'XYZ', "unmapped bones are untouched"
-    assert obj.pose.bones["RArm"].rotation_mode == 'QUATERNION'
+    assert obj.pose.bones["RArm"].rotation_mode == 'ZXY', "keyed in its own mode, never changed"
     bones, _ = resolve_bones(builtin_mapping("beat"), [b.name for b in obj.data.bones])
     err = direction_errors(obj, at_fps, bones, (101, 130, 160, 189), start_frame=101)
     assert err.max() < DIRECTION_TOLERANCE, err

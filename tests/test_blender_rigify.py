@@ -14,6 +14,7 @@ bpy = pytest.importorskip("bpy")
 
 from semges_blender.constrained import SOLVER_TAG, constrained_ancestors  # noqa: E402
 from semges_blender.keyframes import action_fcurves, apply_motion  # noqa: E402
+from semges_blender.takes import active_take  # noqa: E402
 from semges_blender.presets import builtin_mapping  # noqa: E402
 from semges_blender.source import SourceMotion  # noqa: E402
 from test_blender_common import (EXAMPLE_TG, EXAMPLE_WAV, direction_errors, gesture_motion,  # noqa: E402,F401
@@ -63,7 +64,7 @@ def test_deform_bones_follow_the_source_through_the_fk_controls(rigify_rig, moti
     objects, constraints, frame = len(bpy.data.objects), _constraint_counts(rig), bpy.context.scene.frame_current
     assert rig.pose.bones["upper_arm_parent.L"]["IK_FK"] == 0.0  # Rigify's default: arms in IK
 
-    result = apply_motion(rig, motion, "auto", action_name="speech")
+    result = apply_motion(rig, motion, "auto", action_name="speech", key_tolerance=None)  # exact keys
 
     assert result.mapping == "rigify_fk" and set(result.bones) == set(mapping.bones.values())
     assert result.warnings == []
@@ -135,7 +136,7 @@ def test_generate_gestures_on_a_rigify_rig(registered_addon, rigify_rig, tiny_bu
     assert s.preset == "auto"
     objects = len(bpy.data.objects)
     assert bpy.ops.semges.generate() == {'FINISHED'}  # background mode: synchronous
-    action = rig.animation_data.action
+    action = active_take(rig)
     assert action.name == "speech"
     paths = {fc.data_path for fc in action_fcurves(action, rig)}
     assert 'pose.bones["upper_arm_fk.R"].rotation_quaternion' in paths

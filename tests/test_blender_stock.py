@@ -22,6 +22,7 @@ from pathlib import Path
 from semges_blender.preferences import python_path
 from semges_blender.rigs import create_beat_armature
 from semges_blender.batch import main as batch_main
+from semges_blender.takes import active_take
 wav, tg, txt, home = args
 out["python_path"] = python_path()
 
@@ -42,7 +43,7 @@ s = bpy.context.scene.semges
 s.audio_path, s.transcript_path, s.armature = wav, tg, rig
 s.add_audio = False
 out["generate"] = sorted(bpy.ops.semges.generate())
-action = rig.animation_data.action
+action = active_take(rig)  # a strip on the SemGes track, not the active action
 out["action"] = action.name
 out["moves"] = max(arm_angles(rig, "RArm1", [1, 60, 200, 400, 700]))
 out["heavy"] = sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "scipy", "librosa"})

@@ -1,0 +1,149 @@
+"""Turning generated gestures up or down, and blending a regenerated stretch into a take.
+
+An animator's first notes on generated motion are "smaller" and "bigger", per part of
+the body. Scaling Euler angles would distort rotations, so intensity acts on the
+rotation group itself: each joint's local rotation q is moved along the geodesic from
+a neutral rotation n, q' = n (n^-1 q)^s. s = 0 holds the neutral pose, s = 1 is the
+model's motion (returned bit for bit), s = 2 doubles every excursion from neutral.
+The neutral pose defaults to the clip's own per-joint mean rotation (the chordal L2
+mean: the principal eigenvector of sum q q^T), so turning a clip down calms it around
+where it usually is rather than snapping it to the T-pose.
+
+Redoing a stretch of a take must not leave a seam, so `crossfade` slerps from the old
+rotations into the new ones with smoothstep weights that are 0 at both borders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from semges_core.motion.clip import Motion
+from semges_core.motion.rotations import (
+    axis_angle_to_quat,
+    quat_conjugate,
+    quat_continuous,
+    quat_multiply,
+    quat_normalize,
+    quat_slerp,
+    quat_to_axis_angle,
+)
+
+GROUPS = ("arms", "hands", "torso")
+
+
+@dataclass(frozen=True)
+class Intensity:
+    """Scale factors (0 = neutral pose, 1 = as generated, 2 = twice as big) per part of the body."""
+
+    arms: float = 1.0
+    hands: float = 1.0
+    torso: float = 1.0  # spine, neck and head
+
+    def __post_init__(self) -> None:
+        for name in GROUPS:
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not np.isfinite(v) or not 0.0 <= v <= 2.0:
+                raise ValueError(f"intensity {name} must lie in [0, 2] (0-200%), got {v!r}")
+
+    @property
+    def is_identity(self) -> bool:
+        return all(getattr(self, name) == 1.0 for name in GROUPS)
+
+
+def joint_group(name: str) -> str | None:
+    """The intensity group of a BEAT joint name, or None (hips, legs, end sites)."""
+    bare = name[1:] if name[:1] in ("L", "R") else name
+    if name[:1] in ("L", "R") and bare in ("Shoulder", "Arm", "Arm1"):
+        return "arms"
+    if name[:1] in ("L", "R") and bare.startswith("Hand"):
+        return "hands"
+    if name.startswith(("Spine", "Neck")) or name == "Head":
+        return "torso"
+    return None
+
+
+def chordal_mean(q: np.ndarray) -> np.ndarray:
+    """The chordal L2 mean of quaternions (T, ..., 4) over axis 0 -> (..., 4), w >= 0 (sign-blind)."""
+    q = quat_normalize(np.asarray(q, dtype=np.float64))
+    if len(q) == 0:
+        raise ValueError("the mean of no rotations is undefined")
+    m = np.einsum("t...i,t...j->...ij", q, q)  # (..., 4, 4)
+    _, vecs = np.linalg.eigh(m)
+    mean = vecs[..., :, -1]  # eigenvector of the largest eigenvalue
+    return np.where(mean[..., :1] < 0, -mean, mean)
+
+
+def scale_rotations(q: np.ndarray, neutral: np.ndarray, s: float) -> np.ndarray:
+    """n (n^-1 q)^s for quaternions q (T, ..., 4) around neutral (..., 4); sign continuous over T."""
+    q = np.asarray(q, dtype=np.float64)
+    if s == 1.0:
+        return q.copy()
+    n = np.broadcast_to(quat_normalize(np.asarray(neutral, dtype=np.float64)), q.shape)
+    if s == 0.0:
+        return n.copy()
+    delta = quat_multiply(quat_conjugate(n), quat_normalize(q))
+    delta = np.where(delta[..., :1] < 0, -delta, delta)  # the shorter way from neutral
+    out = quat_multiply(n, axis_angle_to_quat(s * quat_to_axis_angle(delta)))
+    return quat_continuous(out)
+
+
+def scale_intensity(motion: Motion, intensity: Intensity, neutral: np.ndarray | None = None) -> Motion:
+    """The motion with each joint's excursions from `neutral` (J, 4) scaled by its group's factor.
+
+    neutral defaults to the clip's per-joint chordal mean rotation. Joints outside the
+    groups (hips, legs) and the root trajectory are kept; intensity 1 everywhere returns
+    an exact copy. The result has the type of `motion` (a SourceMotion stays one).
+    """
+    rotations = motion.rotations.copy()
+    if not intensity.is_identity and motion.n_frames:
+        names = motion.skeleton.names
+        if neutral is None:
+            neutral = chordal_mean(motion.rotations)
+        neutral = np.asarray(neutral, dtype=np.float64)
+        if neutral.shape != (len(names), 4):
+            raise ValueError(f"neutral must have shape ({len(names)}, 4), got {neutral.shape}")
+        for j, name in enumerate(names):
+            group = joint_group(name)
+            if group is None:
+                continue
+            s = float(getattr(intensity, group))
+            if s != 1.0:
+                rotations[:, j] = scale_rotations(motion.rotations[:, j], neutral[j], s)
+    return type(motion)(motion.skeleton, motion.fps, motion.root_positions.copy(), rotations)
+
+
+def smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def crossfade_weights(n: int, fade: int) -> np.ndarray:
+    """(n,) weight of the new motion over a stretch of n frames: 0 at both ends, 1 after `fade` frames.
+
+    Frame k gets smoothstep(k / fade) at the start and smoothstep((n - 1 - k) / fade) at the
+    end (the smaller one), so the first and last frames keep the old motion exactly and the
+    stretch joins its neighbours without a jump. fade = 0: the new motion everywhere.
+    """
+    if n < 0 or fade < 0:
+        raise ValueError(f"n and fade must be >= 0, got {n} and {fade}")
+    if fade == 0:
+        return np.ones(n)
+    k = np.arange(n, dtype=np.float64)
+    return np.minimum(smoothstep(k / fade), smoothstep((n - 1 - k) / fade))
+
+
+def crossfade(old: np.ndarray, new: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """slerp(old, new, w) per frame for quaternions (T, ..., 4); w = 0 gives old exactly, w = 1 new."""
+    old, new = np.asarray(old, dtype=np.float64), np.asarray(new, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64).reshape((-1,) + (1,) * (old.ndim - 2))
+    out = quat_slerp(old, new, np.broadcast_to(w, old.shape[:-1]))
+    out = np.where(np.sum(out * old, -1, keepdims=True) < 0, -out, out)  # the sign of the old keys
+    w_full = np.broadcast_to(w, old.shape[:-1])[..., None]
+    out = np.where(w_full == 0.0, old, out)
+    return np.where(w_full == 1.0, np.where(np.sum(new * out, -1, keepdims=True) < 0, -new, new), out)
+
+
+__all__ = ["Intensity", "GROUPS", "joint_group", "chordal_mean", "scale_rotations", "scale_intensity",
+           "smoothstep", "crossfade_weights", "crossfade"]
