@@ -9,7 +9,8 @@ process and the Blender side only reads its motion file, retargets and keys.
 Modules: `source` (the worker's motion file as a `semges_core` Motion with Blender's
 axes), `presets` (bone mappings), `retarget` (world-space retargeting maths),
 `keyframes` (actions, both animation APIs), `constrained` (keys solved through a rig's
-constraints), `pipeline` (the plain functions operators and batch call),
+constraints), `layers` (the SemGes NLA track, bake), `takes` (list, switch, rename,
+delete), `redo` (regenerating a stretch), `pipeline` (the plain functions operators and batch call),
 `worker`/`runner` (the generation process), `properties`, `preferences`, `operators`,
 `panel`, `batch`, `build_extension` (the per-platform zips).
 """

@@ -36,11 +36,25 @@ class SemgesPreferences(bpy.types.AddonPreferences):
         col.operator("semges.check_runtime", icon='PLAY')
 
 
+def _addon_names(addons) -> list[str]:
+    """Where the add-on's preferences may live, best first: the name it registered under, then any
+    enabled SemGes (an extension from any repository, or the package as a legacy add-on), so a script
+    that imports this package beside the installed extension (batch) still finds the user's settings."""
+    names = [SemgesPreferences.bl_idname, ADDON_ID]
+    names += [k for k in addons.keys() if k == "semges" or k.endswith(".semges")]
+    return list(dict.fromkeys(names))
+
+
 def preferences(context=None) -> SemgesPreferences | None:
     """This add-on's preferences, or None when it was registered without being enabled (tests)."""
     context = context or bpy.context
-    addon = context.preferences.addons.get(SemgesPreferences.bl_idname)
-    return addon.preferences if addon else None
+    addons = context.preferences.addons
+    for name in _addon_names(addons):
+        addon = addons.get(name)
+        prefs = getattr(addon, "preferences", None) if addon else None
+        if prefs is not None and hasattr(prefs, "python_path"):
+            return prefs
+    return None
 
 
 def python_path(context=None) -> str:

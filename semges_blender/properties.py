@@ -87,6 +87,45 @@ class SemgesSettings(bpy.types.PropertyGroup):
                                      ('fit', "Fit", "Set the scene's frame range to the keys"),
                                      ('keep', "Keep", "Leave the scene's frame range as it is")])
 
+    # ---- the gesture layer (an NLA strip on the rig's "SemGes" track, over the rig's own animation)
+    blend: EnumProperty(name="Blend", default='REPLACE',
+                        items=[('REPLACE', "Replace", "The gestures replace the rig's own animation on the mapped "
+                                                      "bones (by the influence)"),
+                               ('ADD', "Add", "The gestures are added on top of the rig's own animation")],
+                        description="How the gesture layer combines with the animation below it")
+    influence: FloatProperty(name="Influence", default=1.0, min=0.0, max=1.0, subtype='FACTOR',
+                             description="How much of the gesture layer shows: 0 none, 1 all of it")
+    blend_in: IntProperty(name="Blend In", default=0, min=0, soft_max=100,
+                          description="Frames over which the gesture layer fades in at the take's start")
+    blend_out: IntProperty(name="Blend Out", default=0, min=0, soft_max=100,
+                           description="Frames over which the gesture layer fades out at the take's end")
+
+    # ---- art direction
+    intensity_arms: FloatProperty(name="Arms", default=100.0, min=0.0, max=200.0, subtype='PERCENTAGE',
+                                  precision=0, description="Size of the shoulder and arm gestures around the "
+                                                           "neutral pose: 0% the neutral pose, 100% the model")
+    intensity_hands: FloatProperty(name="Hands", default=100.0, min=0.0, max=200.0, subtype='PERCENTAGE',
+                                   precision=0, description="Size of the finger motion around the neutral pose: "
+                                                            "0% the neutral pose, 100% the model")
+    intensity_torso: FloatProperty(name="Torso/Head", default=100.0, min=0.0, max=200.0, subtype='PERCENTAGE',
+                                   precision=0, description="Size of the spine, neck and head motion around the "
+                                                            "neutral pose: 0% the neutral pose, 100% the model")
+    reduce_keys: BoolProperty(name="Lighter Keys", default=True,
+                              description="Drop keys the curve can do without, keeping the motion within the "
+                                          "tolerance (the report gives the count before and after)")
+    key_tolerance: FloatProperty(name="Tolerance", default=0.5, min=0.01, max=10.0, soft_max=5.0, precision=2,
+                                 description="Largest change of any bone's rotation, in degrees, that dropping keys "
+                                             "may cause")
+
+    # ---- redo a stretch of the active take
+    redo_start: IntProperty(name="From", default=1, description="First frame of the stretch to regenerate")
+    redo_end: IntProperty(name="To", default=100, description="Last frame of the stretch to regenerate")
+    redo_margin: IntProperty(name="± Frames", default=30, min=1, soft_max=300,
+                             description="Half width of the stretch Use Current Frame sets around the playhead")
+
+    # ---- takes (the rig's SemGes actions): the list's highlighted row
+    take_index: IntProperty(name="Take", default=0, options={'HIDDEN', 'SKIP_SAVE'})
+
 
 def start_frame(s: SemgesSettings) -> int | None:
     """The panel's start: None for the scene's start (resolved when keying), else a frame."""
@@ -97,8 +136,9 @@ def start_frame(s: SemgesSettings) -> int | None:
     return None
 
 
-def options_from_settings(s: SemgesSettings, python: str = "") -> GenerateOptions:
-    """The plain-function options that the scene's settings stand for.
+def options_from_settings(s: SemgesSettings, python: str = "", redo: bool = False) -> GenerateOptions:
+    """The plain-function options that the scene's settings stand for (redo: regenerate the redo range
+    of the active take instead of making a new take).
 
     A function, not a method: Blender 4.2's bpy module crashes at exit when a registered
     PropertyGroup has Python methods (or a PointerProperty a poll callback).
@@ -111,7 +151,17 @@ def options_from_settings(s: SemgesSettings, python: str = "") -> GenerateOption
         preset=custom_mapping(s) if s.preset == "custom" else s.preset,
         model=s.model_path, speaker=s.speaker, device=s.device, seed=s.seed, variation=s.variation,
         start_frame=start_frame(s), add_audio=s.add_audio, allow_missing=s.allow_missing,
-        scene_range=s.scene_range, python=python)
+        scene_range=s.scene_range, python=python,
+        blend=s.blend, influence=float(s.influence), blend_in=float(s.blend_in), blend_out=float(s.blend_out),
+        intensity_arms=s.intensity_arms / 100.0, intensity_hands=s.intensity_hands / 100.0,
+        intensity_torso=s.intensity_torso / 100.0, reduce_keys=s.reduce_keys, key_tolerance=float(s.key_tolerance),
+        redo_range=redo_range(s) if redo else None)
+
+
+def redo_range(s: SemgesSettings) -> tuple[int, int]:
+    """The panel's stretch to regenerate, (first, last) frames, in order."""
+    a, b = int(s.redo_start), int(s.redo_end)
+    return (a, b) if a <= b else (b, a)
 
 
 def rows_mapping(s: SemgesSettings, name: str = "custom") -> BoneMapping:
