@@ -67,6 +67,7 @@ class ApplyResult:
     track: str = ""  # the NLA track the take plays on
     strip: str = ""  # its strip there
     pushed_down: str | None = None  # the rig's active action, moved onto an NLA track of its own
+    notes: list[str] = field(default_factory=list)  # information, e.g. which aligner placed the words
 
     @property
     def n_frames(self) -> int:

@@ -28,6 +28,8 @@ def _report_result(op: bpy.types.Operator, result: ApplyResult) -> None:
     keys = f", {after} keys (from {before})" if before and after is not None and after != before else ""
     op.report({'INFO'}, f"SemGes: take {result.action.name!r}, {len(result.bones)} bones "
                         f"({result.mapping}), frames {result.frame_start}-{result.frame_end}{keys}")
+    for note in getattr(result, "notes", []):
+        op.report({'INFO'}, f"SemGes: {note}")
     for w in result.warnings:
         op.report({'WARNING'}, f"SemGes: {w}")
 

@@ -200,7 +200,8 @@ def finish(prepared: Prepared, worker_result: dict, scene: bpy.types.Scene | Non
     tolerance = o.key_tolerance if o.reduce_keys else None
     meta = {"audio": prepared.request.audio, "seed": o.seed, "variation": o.variation,
             "intensity": {"arms": o.intensity_arms, "hands": o.intensity_hands, "torso": o.intensity_torso},
-            "model": prepared.request.model, "speaker": o.speaker}
+            "model": prepared.request.model, "speaker": o.speaker,
+            "transcript": f"text block {o.text_block}" if o.text_block else str(_abs(o.transcript))}
     if o.redo_range is not None:
         result = _redo(obj, motion, o, preset, scene, tolerance, meta)
         start = result.frame_start
@@ -211,6 +212,8 @@ def finish(prepared: Prepared, worker_result: dict, scene: bpy.types.Scene | Non
                               blend_in=o.blend_in, blend_out=o.blend_out, key_tolerance=tolerance,
                               intensity=_intensity(o), meta=meta)
     result.warnings[:0] = [str(w) for w in worker_result.get("warnings", [])]  # e.g. a doubtful transcript
+    if worker_result.get("alignment"):  # which aligner placed the words (plain text, subtitles)
+        result.notes.append(str(worker_result["alignment"]))
     if o.add_audio:
         try:
             add_sound_strip(scene, prepared.request.audio, start)

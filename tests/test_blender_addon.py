@@ -97,6 +97,16 @@ def test_text_block_transcript_and_detect(tiny_bundle):  # noqa: F811
     assert len(action_fcurves(active_take(rig), rig)) == 4 * 51
 
 
+def test_plain_text_is_aligned_and_the_report_says_by_what(tiny_bundle):  # noqa: F811
+    rig = create_beat_armature()
+    text = bpy.data.texts.new("speech.txt")
+    text.from_string(EXAMPLE_WAV.with_suffix(".txt").read_text(encoding="utf-8"))
+    settings(rig, tiny_bundle, transcript_source='TEXT', transcript_text=text, add_audio=False, preset="beat")
+    result = generate_gestures(options_from_settings(bpy.context.scene.semges))
+    assert any("pocketsphinx forced alignment" in n for n in result.notes), result.notes
+    assert not result.warnings, "the right text for its audio raises no doubt"
+
+
 def test_failures_report_one_error_and_change_nothing(tiny_bundle, tmp_path):  # noqa: F811
     rig = build_mixamo_rig()
     settings(rig, tiny_bundle, audio_path=str(tmp_path / "missing.wav"))
