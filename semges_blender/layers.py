@@ -343,8 +343,8 @@ def bake(obj: bpy.types.Object, scene: bpy.types.Scene | None = None,
     Evaluates the whole stack at every frame the SemGes strips cover and writes the mapped
     bones' rotations (each in its own mode) into a copy of the action underneath (the active
     one, else the one pushed down under the gestures; else a new action), over that range
-    widened to the copy's neighbouring keys of those channels, so its curves play as before
-    outside it.
+    widened to the copy's neighbouring keys of those channels (else by one frame, which holds
+    what plays there), so its curves play as before outside it.
     The copy becomes the active action, the SemGes track and the copied track are muted, so
     the rig plays the same and the originals survive. tolerance: key reduction in degrees
     (None: a key per frame). Returns a report of what was done.
@@ -382,6 +382,12 @@ def bake(obj: bpy.types.Object, scene: bpy.types.Scene | None = None,
                     a = min(a, int(math.floor(t[t < a].max())))
                 if (t > b).any():
                     b = max(b, int(math.ceil(t[t > b].min())))
+    # A frame either side that the strips do not cover, holding what plays there, so the copy's
+    # curves extrapolate the animation underneath, not the take's first or last pose.
+    if a == int(math.floor(min(s.frame_start for s in strips))):
+        a -= 1
+    if b == int(math.ceil(max(s.frame_end for s in strips))):
+        b += 1
     frame0 = scene.frame_current
     values = {n: [] for n in bones}
     try:

@@ -506,7 +506,7 @@ class SEMGES_OT_take_delete(_TakeOperator, bpy.types.Operator):
 
 class SEMGES_OT_bake(bpy.types.Operator):
     """Merge the gesture layer (the active take, blended as set) into the rig's own action, keyed on the mapped
-    bones, and remove the SemGes track"""
+    bones; the SemGes track is muted and the originals are kept"""
 
     bl_idname = "semges.bake"
     bl_label = "Bake Gestures"

@@ -4,7 +4,9 @@ Directors keep most of a take and ask for one sentence again. `redo_range` retar
 new motion for the same speech, takes its frames [a, b], and cross-fades them into the
 take: a slerp from what the take plays now to the new rotations, with smoothstep
 weights that are 0 at a and b (`art_direction.crossfade_weights`), so the stretch joins
-its neighbours without a jump. Only keys inside [a, b] are replaced: keys outside stay
+its neighbours without a jump. Each border's fade is as long as the largest turn it must
+make needs (`fade_frames_for`: at least 6 frames, at most half the stretch), so a new
+stretch whose arm is far from where the take had it swings over, not whips. Only keys inside [a, b] are replaced: keys outside stay
 bit for bit, and the new border keys hold exactly what the take played there, so with
 linear keys the curve outside [a, b] plays as before too. Each bone keeps its rotation
 mode, its Euler branch and its quaternion sign continue from the key before, and key
@@ -19,7 +21,8 @@ import bpy
 import numpy as np
 
 from semges_core.errors import SemgesError
-from semges_core.motion.art_direction import Intensity, crossfade, crossfade_weights
+from semges_core.motion.art_direction import Intensity, crossfade, crossfade_weights, fade_frames_for
+from semges_core.motion.key_reduction import geodesic_deg
 from semges_core.motion.key_reduction import reduce_keys
 
 from .keyframes import action_fcurves, channels_to_quats, quats_to_channels, retarget_motion, write_keys
@@ -63,11 +66,32 @@ def _restore_curve(fc: bpy.types.FCurve, state: tuple) -> None:
     fc.update()
 
 
+def _keep_outside_handles(fc: bpy.types.FCurve, old_state: tuple, a: int, b: int) -> None:
+    """Put back the handles of the keys outside [a, b] that `fc.update()` recomputed around the new keys.
+
+    Auto handles depend on the neighbouring keys, so writing the range moves the handles of
+    the keys beside it (and, by rounding, a few more); the keys outside must stay bit for bit.
+    """
+    arrays, _ = old_state
+    old_x = arrays["co"][0::2]
+    old_out = (old_x < a) | (old_x > b)
+    new = _curve_state(fc)[0]
+    new_x = new["co"][0::2]
+    new_out = (new_x < a) | (new_x > b)
+    if old_out.sum() != new_out.sum():  # cannot happen: only keys inside were removed
+        return
+    for prop in ("handle_left", "handle_right"):
+        h_new, h_old = new[prop].reshape(-1, 2), arrays[prop].reshape(-1, 2)
+        h_new[new_out] = h_old[old_out]
+        fc.keyframe_points.foreach_set(prop, h_new.ravel())
+
+
 def redo_range(obj: bpy.types.Object, take_action: bpy.types.Action, new_motion: SourceMotion, frame_a: int,
-               frame_b: int, fade_frames: int = 6, *, preset=None, scene: bpy.types.Scene | None = None,
+               frame_b: int, fade_frames: int | None = None, *, preset=None, scene: bpy.types.Scene | None = None,
                intensity: Intensity | None = None, key_tolerance: float | None | str = "take",
                start_frame: int | None = None, meta: dict | None = None) -> RedoResult:
-    """Replace the take's keys in [frame_a, frame_b] with `new_motion`, cross-faded over `fade_frames`.
+    """Replace the take's keys in [frame_a, frame_b] with `new_motion`, cross-faded over `fade_frames`
+    (None: per border, as long as the turn there needs, 6 frames at least; always at most half the range).
 
     new_motion: the whole speech again (e.g. another seed), aligned with the take's start frame
     (its tag's, unless `start_frame` is given); preset: the mapping (default: the take's);
@@ -90,11 +114,10 @@ def redo_range(obj: bpy.types.Object, take_action: bpy.types.Action, new_motion:
         raise SemgesError(f"the new motion ends at frame {int(rt.frames[-1])}, before the range's end {frame_b}")
     frames = np.arange(frame_a, frame_b + 1, dtype=np.float64)
     n = len(frames)
-    w = crossfade_weights(n, min(int(fade_frames), (n - 1) // 2) if n > 2 else 0)
     curves = {}
     for fc in action_fcurves(take_action, obj):
         curves[(fc.data_path, fc.array_index)] = fc
-    plans = []
+    found = []
     for bone, prop in paths.items():
         if bone not in rt.quats or bone not in obj.pose.bones:
             continue
@@ -107,7 +130,18 @@ def redo_range(obj: bpy.types.Object, take_action: bpy.types.Action, new_motion:
             continue
         old = np.array([[fc.evaluate(f) for fc in fcs] for f in frames], dtype=np.float64)  # (n, C)
         new_q = rt.quats[bone][(frames - start).astype(int)]
-        q = crossfade(channels_to_quats(old, mode), new_q, w)
+        found.append((bone, mode, fcs, old, channels_to_quats(old, mode), new_q))
+    longest = (n - 1) // 2 if n > 2 else 0
+    if fade_frames is None:
+        turn = [max((float(geodesic_deg(oq[k], nq[k])) for _, _, _, _, oq, nq in found), default=0.0)
+                for k in (0, n - 1)]
+        fades = [min(fade_frames_for(t, rt.fps), longest) for t in turn]
+    else:
+        fades = [min(int(fade_frames), longest)] * 2
+    w = crossfade_weights(n, *fades)
+    plans = []
+    for bone, mode, fcs, old, old_q, new_q in found:
+        q = crossfade(old_q, new_q, w)
         values = quats_to_channels(q, mode, seed=old[0])
         values[w == 0.0] = old[w == 0.0]  # the borders hold exactly what played there
         kept = reduce_keys(values, lambda ch, m=mode: channels_to_quats(ch, m), key_tolerance)
@@ -128,9 +162,10 @@ def redo_range(obj: bpy.types.Object, take_action: bpy.types.Action, new_motion:
                 for kp in reversed(inside):
                     fc.keyframe_points.remove(kp, fast=True)
                 write_keys(fc, frames[kept], values[kept, i], linear)
+                _keep_outside_handles(fc, state, frame_a, frame_b)
                 keys_after += len(kept)
         redone = list(info.get("redone", []))
-        redone.append(dict(meta or {}, frame_start=int(frame_a), frame_end=int(frame_b), fade_frames=int(fade_frames)))
+        redone.append(dict(meta or {}, frame_start=int(frame_a), frame_end=int(frame_b), fade_frames=[int(f) for f in fades]))
         tag_take(take_action, dict(info, redone=redone))
     except BaseException:
         journal.rollback()

@@ -119,19 +119,32 @@ def smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-def crossfade_weights(n: int, fade: int) -> np.ndarray:
+def crossfade_weights(n: int, fade: int, fade_out: int | None = None) -> np.ndarray:
     """(n,) weight of the new motion over a stretch of n frames: 0 at both ends, 1 after `fade` frames.
 
-    Frame k gets smoothstep(k / fade) at the start and smoothstep((n - 1 - k) / fade) at the
-    end (the smaller one), so the first and last frames keep the old motion exactly and the
-    stretch joins its neighbours without a jump. fade = 0: the new motion everywhere.
+    Frame k gets smoothstep(k / fade) at the start and smoothstep((n - 1 - k) / fade_out) at
+    the end (the smaller one; fade_out defaults to fade), so the first and last frames keep
+    the old motion exactly and the stretch joins its neighbours without a jump. A fade of 0
+    at either end: the new motion from (or up to) that end.
     """
-    if n < 0 or fade < 0:
-        raise ValueError(f"n and fade must be >= 0, got {n} and {fade}")
-    if fade == 0:
-        return np.ones(n)
+    fade_out = fade if fade_out is None else fade_out
+    if n < 0 or fade < 0 or fade_out < 0:
+        raise ValueError(f"n and the fades must be >= 0, got {n}, {fade} and {fade_out}")
     k = np.arange(n, dtype=np.float64)
-    return np.minimum(smoothstep(k / fade), smoothstep((n - 1 - k) / fade))
+    w_in = smoothstep(k / fade) if fade else np.ones(n)
+    w_out = smoothstep((n - 1 - k) / fade_out) if fade_out else np.ones(n)
+    return np.minimum(w_in, w_out)
+
+
+def fade_frames_for(angle_deg: float, fps: float, shortest: int = 6, speed_deg_s: float = 60.0) -> int:
+    """Frames a smoothstep cross-fade needs to turn `angle_deg` at no more than `speed_deg_s` extra.
+
+    A smoothstep over f frames turns at most 1.5 * angle / f per frame, so a border where the
+    old and the new motion are far apart (a whole arm swung elsewhere) gets a long fade
+    instead of a whip; never shorter than `shortest`.
+    """
+    per_frame = speed_deg_s / max(float(fps), 1e-9)
+    return max(int(shortest), int(np.ceil(1.5 * max(float(angle_deg), 0.0) / per_frame)))
 
 
 def crossfade(old: np.ndarray, new: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -146,4 +159,4 @@ def crossfade(old: np.ndarray, new: np.ndarray, weights: np.ndarray) -> np.ndarr
 
 
 __all__ = ["Intensity", "GROUPS", "joint_group", "chordal_mean", "scale_rotations", "scale_intensity",
-           "smoothstep", "crossfade_weights", "crossfade"]
+           "smoothstep", "crossfade_weights", "fade_frames_for", "crossfade"]
