@@ -28,7 +28,15 @@ from training.synthbeat.generate import (
     plan_takes,
     split_counts,
 )
-from training.synthbeat.speech import SAMPLE_RATE, SpeechSynthesisError, WordSynthesizer, espeak_binary
+from training.synthbeat.generate import SPEAKER_PRESETS
+from training.synthbeat.speech import (
+    SAMPLE_RATE,
+    SpeechSynthesisError,
+    WordSynthesizer,
+    espeak_binary,
+    stress_times,
+    synthesize_speech,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
@@ -103,6 +111,18 @@ def test_word_cache_on_disk_gives_the_same_samples(tmp_path):
     assert list(tmp_path.glob("*.npy"))
     b = WordSynthesizer(tmp_path)("enormous", "en-us+m3", 160, 40)
     assert np.array_equal(a, b) and a.dtype == np.float32 and 0.2 < len(a) / SAMPLE_RATE < 1.5
+
+
+@pytest.mark.parametrize("style", SPEAKER_PRESETS[:4], ids=lambda s: s.name)
+def test_stress_times_find_the_stressed_syllable(style):
+    """Beats land on the loudest part of a word: later in e-NOR-mous than in BUIL-ding."""
+    second = ["enormous", "tomorrow", "remember", "computer"]
+    first = ["building", "garden", "happy", "window"]
+    audio, words = synthesize_speech([[w for pair in zip(second, first) for w in pair]], style, 0)
+    times = stress_times(audio, words)
+    where = {w.text: (t - w.start) / (w.end - w.start) for w, t in zip(words, times)}
+    assert all(0.0 < f < 1.0 for f in where.values())
+    assert np.mean([where[w] for w in second]) > np.mean([where[w] for w in first]) + 0.08, where
 
 
 # ----------------------------------------------------------------------------- the dataset

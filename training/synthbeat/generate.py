@@ -47,10 +47,11 @@ from training.synthbeat.speech import (
     WORD_GAP_S,
     WordSynthesizer,
     espeak_binary,
+    stress_times,
     synthesize_speech,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: SynthBEAT v2 motion (gesture units, home in front, beats on stresses)
 MANIFEST = "synthbeat.json"
 BEAT_FPS = 120.0
 
@@ -85,8 +86,8 @@ _TRAIN_IDS = tuple(
 STROKE_AT = 0.4              # stroke at onset + 40% of the word
 KEYWORD_PREP_S = (0.55, 0.8)  # long enough that wide gestures stay near real speeds (1-3 m/s)
 KEYWORD_RETRACT_S = (0.6, 0.9)
-BEAT_PREP_S = (0.15, 0.3)
-BEAT_RETRACT_S = (0.25, 0.4)
+BEAT_PREP_S = (0.3, 0.45)    # the lift before a beat's strike; strikes take ~0.2 s, as in speech
+BEAT_RETRACT_S = (0.3, 0.5)
 MIN_PHASE_S = 0.1            # shortest preparation or retraction when gestures are squeezed together
 LEVEL_BOUNDS = (0.45, 0.75)  # intensity below the first is "l", below the second "m", else "h"
 _TYPE_BASE = {lexicon.DEICTIC: 2, lexicon.ICONIC: 5, lexicon.METAPHORIC: 8}
@@ -105,7 +106,7 @@ class SynthConfig:
     fps_120_takes: int = 2          # this many takes get BEAT's 120 fps BVH instead of `fps`
     workers: int = 2
     held_out_prob: float = 0.5      # chance that a slot of a test take takes a held-out synonym
-    beat_prob: float = 0.5          # chance that a content word gets a beat, times the speaker's tempo
+    beat_prob: float = 0.8          # chance that a content word gets a beat, times the speaker's tempo
     test_fraction: float = 0.2
     val_fraction: float = 0.1
     cache_dir: Path | None = None   # optional disk cache of espeak-ng words
@@ -244,9 +245,12 @@ def gesture_events(
     duration: float,
     style: SpeakerStyle,
     rng: np.random.Generator,
-    beat_prob: float = 0.5,
+    beat_prob: float = 0.8,
+    stresses: Sequence[float] | None = None,
 ) -> list[GestureEvent]:
-    """Keyword gestures stroke 40% into their word; beats stroke on other content words.
+    """Keyword gestures stroke 40% into their word; beats stroke on other content words,
+    on the word's stressed syllable (`stresses`, one time per word, from the audio;
+    the word's onset when not given).
 
     Keyword gestures never overlap: when two would, the earlier retracts sooner and the
     later prepares later, and a keyword too close to the previous one (strokes within
@@ -273,12 +277,14 @@ def gesture_events(
 
     rate = min(1.0, beat_prob * style.tempo)
     beats: list[GestureEvent] = []
-    for w, tok in zip(words, tokens):
+    if stresses is not None and len(stresses) != len(words):
+        raise ValueError(f"{len(words)} words but {len(stresses)} stress times")
+    for i, (w, tok) in enumerate(zip(words, tokens)):
         if tok.family is not None or not lexicon.is_content_word(tok.text):
             continue
         if rng.random() >= rate:
             continue
-        stroke = w.start
+        stroke = w.start if stresses is None else float(stresses[i])
         start = max(0.0, stroke - rng.uniform(*BEAT_PREP_S) / style.tempo)
         end = min(duration, stroke + rng.uniform(*BEAT_RETRACT_S) / style.tempo)
         if any(start < g.end and g.start < end for g in keyed):
@@ -343,8 +349,14 @@ def make_take(spec: TakeSpec, config: SynthConfig) -> dict:
     tokens = [t for s in sentences for t in s]
     audio, words = synthesize_speech([[t.text for t in s] for s in sentences], spec.style, int(speech_seed), synth)
     duration = len(audio) / SAMPLE_RATE
-    events = gesture_events(words, tokens, duration, spec.style, np.random.default_rng(event_seed), config.beat_prob)
-    motion = synthesize_motion(events, duration, spec.fps, spec.style, int(motion_seed))
+    stresses = stress_times(audio, words)
+    events = gesture_events(
+        words, tokens, duration, spec.style, np.random.default_rng(event_seed), config.beat_prob, stresses
+    )
+    # The head also nods on stressed content words that carry no gesture.
+    gestured = {round(g.stroke, 6) for g in events}
+    nods = [s for s, tok in zip(stresses, tokens) if lexicon.is_content_word(tok.text) and round(s, 6) not in gestured]
+    motion = synthesize_motion(events, duration, spec.fps, spec.style, int(motion_seed), nods)
 
     take = spec.take
     folder = config.root / str(take.speaker_id)

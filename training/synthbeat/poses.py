@@ -79,18 +79,30 @@ HAND_SHAPES: dict[str, Pose] = {
 
 
 def rest_arm(posture: float) -> Pose:
-    """Arms hanging at the sides, palms facing the thighs, elbows a little bent.
+    """The home position: elbows bent (45-80 degrees), forearms forward, hands in front between waist and chest.
 
-    `posture` (0..1) moves the arms away from the body and bends the elbows more,
-    the two things that tell speakers' rest poses apart at a glance.
+    Speakers do not let their arms hang while they talk (McNeill's "gesture space"
+    starts at the belly): between gestures the hands wait in front of the body.
+    `posture` (0..1) moves the hands further out from the body and bends the elbows
+    more, the two things that tell speakers' rest poses apart at a glance.
     """
     return {
         "Shoulder": (0.0, 0.0, 0.0),
-        "Arm": (87.0 - 12.0 * posture, 0.0, -2.0 + 6.0 * posture),
-        "Arm1": (0.0, 0.0, 14.0 + 20.0 * posture),
-        "Hand": (4.0 + 4.0 * posture, 0.0, -2.0),
+        "Arm": (80.0 - 8.0 * posture, 5.0 - 8.0 * posture, 15.0 + 4.0 * posture),
+        "Arm1": (0.0, 10.0, 58.0 + 10.0 * posture),
+        "Hand": (0.0, 28.0, 0.0),
     }
 
+
+# Other home positions a speaker moves between from one gesture unit to the next, as
+# offsets from `rest_arm` (Kendon: the hands rest in several places over a talk).
+HOME_OFFSETS: dict[str, Pose] = {
+    "rest": {},
+    "low": {"Arm": (3.0, -2.0, -4.0), "Arm1": (0.0, 0.0, -8.0), "Hand": (0.0, -3.0, 5.0)},
+    "together": {"Arm": (-6.0, 10.0, 12.0), "Arm1": (0.0, 15.0, 6.0), "Hand": (5.0, 2.0, -10.0)},
+    "chest": {"Arm": (-2.0, 0.0, 7.0), "Arm1": (0.0, 5.0, 22.0), "Hand": (-5.0, 7.0, 0.0)},
+    "open": {"Arm": (-8.0, -10.0, 3.0), "Arm1": (0.0, -10.0, -3.0), "Hand": (0.0, -8.0, 0.0)},
+}
 
 def rest_torso(posture: float) -> Pose:
     """Upright spine with a slight forward lean and head held level; legs a little apart, toes out."""
@@ -187,11 +199,13 @@ FAMILY_POSES: dict[str, FamilyPose] = {
     ),
 }
 
-# Beats lift the hand partway (10-50%, by intensity and time) towards a loose "ready" pose
-# in front of the belly, and flick down from there.
-BEAT_ARM: Pose = {"Shoulder": (-5, 0, -1), "Arm": (84, 9, 9), "Arm1": (-3, 5, 82), "Hand": (-5, 38, 0)}
-# The flick at its lowest point: the elbow opens and the wrist flexes (scaled by style and intensity).
-BEAT_FLICK: Pose = {"Arm1": (0, 0, -16), "Hand": (8, 0, -8)}
+# Beats happen in a "ready" space in front of the belly (the hand moves there from home,
+# partway by intensity): the hand lifts (forearm up, wrist extended) and strikes down so
+# that it is lowest and still on the stressed syllable, then rebounds.
+BEAT_ARM: Pose = {"Shoulder": (-5, 0, -1), "Arm": (82, 9, 16), "Arm1": (-3, 5, 82), "Hand": (-5, 38, 0)}
+BEAT_LIFT: Pose = {"Shoulder": (-2, 0, 0), "Arm": (-7, 0, 6), "Arm1": (0, 14, 24), "Hand": (-18, 12, 0)}
+# The strike at its lowest point: the elbow opens and the wrist flexes (scaled by style and intensity).
+BEAT_FLICK: Pose = {"Arm1": (0, -4, -16), "Hand": (12, 0, -5)}
 
 
 def sided(pose: Pose, side: str) -> Pose:

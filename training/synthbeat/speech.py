@@ -204,3 +204,29 @@ def word_duration(word: str, style: SpeakerStyle, synthesizer: WordSynthesizer |
     """Seconds the speaker takes to say `word` (trimmed), for planning a take's length."""
     synth = synthesizer if synthesizer is not None else _DEFAULT
     return len(synth(word, style.voice, style.words_per_minute, style.pitch)) / SAMPLE_RATE
+
+
+def stress_times(audio: np.ndarray, words: Sequence[Word], sample_rate: int = SAMPLE_RATE) -> list[float]:
+    """Per word, the time (seconds) of its loudest 40 ms: the stressed syllable's vowel.
+
+    Beats land on stressed syllables (McNeill), and in espeak-ng's citation forms the
+    stressed vowel is the energy peak of the word, so the peak of a short-time energy
+    envelope inside the word's span finds it from the audio alone.
+    """
+    x = np.asarray(audio, dtype=np.float64)
+    hop = max(1, int(round(0.01 * sample_rate)))
+    win = max(hop, int(round(0.04 * sample_rate)))
+    out = []
+    for w in words:
+        a = max(0, int(round(w.start * sample_rate)))
+        b = min(len(x), int(round(w.end * sample_rate)))
+        seg = x[a:b]
+        if len(seg) < win:
+            out.append((w.start + w.end) / 2)
+            continue
+        starts = np.arange(0, len(seg) - win + 1, hop)
+        csum = np.concatenate([[0.0], np.cumsum(seg**2)])
+        energy = csum[starts + win] - csum[starts]
+        k = int(np.argmax(energy))
+        out.append((a + starts[k] + win / 2) / sample_rate)
+    return out
