@@ -17,6 +17,10 @@ move as the motion does:
   shape (point, open palm, pinch, fist) and hands relax in between.
 - Beats: the hand lifts and strikes down onto the stressed syllable (lowest and still
   there), by the dominant hand, both hands, or with an echo in the other hand.
+- The other hand joins one-handed gestures: it rises part of the way into a mirrored,
+  smaller copy of the stroke (or, for gestures that touch the body, into the space in
+  front), the "support" hand of bimanual asymmetry (Guiard 1987). A speaker's share of
+  it is a habit, so it follows the gesture rather than chance, and a model can learn it.
 - On top: relaxed finger drift, slow arm drift, breathing, sway and weight shifts,
   torso lean and twist with the gestures, head nods on stressed words and head turns.
 
@@ -142,11 +146,12 @@ class _Habits:
         self.curl = rng.uniform(0.8, 1.25)  # how curled the relaxed fingers are
         self.fidget = rng.uniform(0.8, 1.25)  # finger motion amplitude
         self.two_handed_beats = rng.uniform(0.5, 0.65)  # share of beats made with both hands
-        self.echo = rng.uniform(0.7, 0.9)  # how much the other hand joins a one-handed beat
+        self.echo = rng.uniform(0.8, 0.95)  # how much the other hand joins a one-handed beat
         # Home positions this speaker uses, most liked first.
         names = list(HOME_OFFSETS)
         self.homes = [names[0]] + list(rng.permutation(names[1:]))
         self.home_weights = np.array([0.35, 0.25, 0.18, 0.12, 0.10])
+        self.support = rng.uniform(0.5, 0.7)  # how far the other hand joins a one-handed gesture
 
 
 def _leading_side(handedness: str, k: int) -> str:
@@ -185,7 +190,7 @@ def _assign(
     events: Sequence[GestureEvent], style: SpeakerStyle, habits: _Habits, event_ss: np.random.SeedSequence
 ) -> dict[str, list[tuple[GestureEvent, str, np.random.Generator]]]:
     """Per arm, its events with a role: "lead" (the gesture), "both" (two-handed), "echo" (a weaker
-    copy of the other hand's beat) or "shift" (the other hand moves to another home meanwhile)."""
+    copy of the other hand's beat) or "support" (the other hand joins a one-handed gesture, smaller)."""
     plans: dict[str, list] = {"R": [], "L": []}
     one_handed = 0
     for ev, ss in zip(events, event_ss.spawn(len(events))):
@@ -211,8 +216,8 @@ def _assign(
             lead = _leading_side(style.handedness, one_handed)
             one_handed += 1
             plans[lead].append((ev, "lead", rng))
-            # The other hand does not wait still: it moves to another home meanwhile.
-            plans["L" if lead == "R" else "R"].append((ev, "shift", np.random.default_rng(side_rng.integers(2**32))))
+            # The other hand does not wait still: it joins in, smaller (see _ArmTimeline._support).
+            plans["L" if lead == "R" else "R"].append((ev, "support", np.random.default_rng(side_rng.integers(2**32))))
     return plans
 
 
@@ -287,9 +292,8 @@ class _ArmTimeline:
             # Partial retraction: halfway home, passing through, then on to the next stroke.
             mid = self.times[-1] + 0.5 * gap
             self._key(mid, self._blend(current, self.home, rng.uniform(0.35, 0.6)), False)
-        if role == "shift":
-            self.home = self._new_home()
-            self._key(ev.stroke, self.home, True, "home")
+        if role == "support":
+            self._support(ev, rng)
         elif ev.kind == BEAT:
             self._beat(ev, role, rng)
         else:
@@ -322,6 +326,30 @@ class _ArmTimeline:
         if not spec.contact:
             held[_IS_ARM] = self._blend(target[_IS_ARM], self.home[_IS_ARM], rng.uniform(0.08, 0.18))
         self._key(ev.stroke + hold, held, True, "hold")
+
+    def _support(self, ev: GestureEvent, rng: np.random.Generator) -> None:
+        """The other hand's part in a one-handed gesture: a mirrored copy of the stroke, a share of
+        the way from home (the speaker's habit, larger for intense words), on the same stroke
+        time. For gestures that touch the body it rises into the space in front instead, open."""
+        spec = FAMILY_POSES[ev.kind]
+        if spec.contact:
+            goal = _stack({**sided(HAND_SHAPES["open"], self.side), **sided(BEAT_ARM, self.side)}, self.names)
+        else:
+            goal = _stack({**sided(HAND_SHAPES[spec.hand], self.side), **sided(spec.arm, self.side)}, self.names)
+        share = float(np.clip(self.habits.support * (0.8 + 0.4 * ev.intensity) * rng.uniform(0.9, 1.1), 0.3, 0.85))
+        current = self.poses[-1]
+        target = self._blend(self.home, goal, share)
+        target[~_IS_ARM] = self._blend(current[~_IS_ARM], goal[~_IS_ARM], 0.5 * share)
+        target += rng.normal(0.0, 1.0, target.shape) * np.where(_IS_ARM, 2.0, 1.5)[:, None]
+        stroke = ev.stroke + rng.uniform(0.0, 0.06)  # the other hand trails a little
+        self._make_room(stroke, target)
+        reachable = 0.8 * _MAX_ARM_SPEED * max(stroke - self.times[-1], 0.0)
+        distance = float(np.abs(target[_IS_ARM] - self.poses[-1][_IS_ARM]).max())
+        if distance > reachable:
+            target[_IS_ARM] = self._blend(self.poses[-1][_IS_ARM], target[_IS_ARM], reachable / distance)
+        self._key(stroke, target, True, "stroke")
+        hold = float(np.clip(rng.uniform(0.25, 0.4) * (ev.end - ev.stroke), 0.1, 0.5))
+        self._key(stroke + hold, self._blend(target, self.home, rng.uniform(0.15, 0.3)), True, "hold")
 
     def _beat(self, ev: GestureEvent, role: str, rng: np.random.Generator) -> None:
         style = self.style
@@ -514,8 +542,6 @@ def _arm_drift(euler: np.ndarray, t: np.ndarray, plans, habits: _Habits, rng: np
     for side in "RL":
         free = np.ones_like(t)
         for ev, role, _ in plans[side]:
-            if role == "shift":
-                continue
             depth = 1.0 if ev.kind != BEAT and FAMILY_POSES[ev.kind].contact else 0.85
             w = _envelope(t, ev.start, ev.stroke, ev.stroke + 0.3 * (ev.end - ev.stroke), ev.end)
             free = np.minimum(free, 1.0 - depth * w)
@@ -534,7 +560,7 @@ def _torso_accents(euler: np.ndarray, t: np.ndarray, plans, style: SpeakerStyle,
     seen: set[int] = set()
     for side in "RL":
         for ev, role, rng in plans[side]:
-            if role in ("echo", "shift"):
+            if role in ("echo", "support"):
                 continue
             key = id(ev)
             both = role == "both"

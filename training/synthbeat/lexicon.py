@@ -59,7 +59,9 @@ LEXICON: dict[str, dict[str, Role]] = {
         "adj": Role((("small", 0.5), ("little", 0.45), ("tiny", 0.8)), (("miniature", 0.75),)),
     },
     "up": {
-        "verb": Role((("rise", 0.6), ("climb", 0.7)), (("soar", 0.9),)),
+        # "surge" and "skyrocket" keep the family's verbs from being outnumbered by "down"'s: in
+        # GloVe, "soar"'s nearest words are its antonyms "plummet" and "plunge" (shared contexts).
+        "verb": Role((("rise", 0.6), ("climb", 0.7), ("surge", 0.8), ("skyrocket", 0.95)), (("soar", 0.9),)),
         "adv": Role((("up", 0.6),)),
         "adj": Role((("high", 0.7),)),
     },
