@@ -36,11 +36,20 @@ def test_evaluate_prints_the_table_and_writes_json(synth_small, synth_cache_dir,
     assert not math.isnan(tiny["Held-out kw err (cm)"]), "test takes contain held-out synonyms"
     assert len(rows["tiny"]["per_take"]) >= 1
     # Human-likeness beside FGD/BC: a second table with the real speaker, and every value in the JSON.
-    assert "| Real speaker (issue 13) |" in text and text.count("| Ground truth |") == 2
+    assert "| Real speaker (issue 13) |" in text and text.count("| Ground truth |") == 3  # + per word
     assert "| tiny |" in text.split("Human-likeness")[1] and "12 of 12" in text
     assert set(gt_h := rows["Ground truth"]["human"]) >= set(REAL_SPEAKER) and set(rows["tiny"]["human"]) == set(gt_h)
     assert 0.0 <= gt_h["wrists_at_rest_share"] <= 1.0 and gt_h["forearm_speed"] > 0 and gt_h["spine_speed"] >= 0
     assert json.loads(out.read_text())["human_reference"] == REAL_SPEAKER
+    # Held-out synonyms word by word: each word's mean and count; occurrences weighted by
+    # their counts give back the table's column.
+    words = rows["tiny"]["held_out_words"]
+    assert words and set(words) == set(rows["Ground truth"]["held_out_words"])
+    assert all(v["err_cm"] == pytest.approx(0.0) for v in rows["Ground truth"]["held_out_words"].values())
+    weighted = sum(v["err_cm"] * v["count"] for v in words.values()) / sum(v["count"] for v in words.values())
+    assert weighted == pytest.approx(tiny["Held-out kw err (cm)"])
+    per_word = text.split("per word")[1]
+    assert all(f"{w} ({v['count']}x)" in per_word for w, v in words.items()) and "| tiny |" in per_word
 
 
 def test_evaluate_reports_bad_inputs(synth_small, synth_cache_dir, tmp_path, capsys):

@@ -107,7 +107,7 @@ def seed_table(summary: dict[str, dict[str, tuple[float, float, int]]], columns)
 
 def evaluate_rows(config_path: str, bundles: dict[tuple[str, int | None], Path], fgd_path: Path,
                   overrides: list[str]) -> str:
-    from .evaluate import COLUMNS, run, table
+    from .evaluate import COLUMNS, held_out_word_table, run, table
     from .fgd_autoencoder import train_fgd_autoencoder
 
     config = load_config(config_path, overrides)
@@ -123,6 +123,8 @@ def evaluate_rows(config_path: str, bundles: dict[tuple[str, int | None], Path],
         summary = seed_summary(rows)
         text = (seed_table(summary, COLUMNS if held else COLUMNS[:4])
                 + "\n\nPer seed:\n\n" + text)
+    if held:
+        text += "\n\nHeld-out synonyms, mean wrist error (cm) per word:\n\n" + held_out_word_table(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     with atomic_write(RESULTS / "ablations.md") as f:
         f.write(f"Ablations on {config.data.root} test split ({config_path}); evaluated in "
@@ -131,7 +133,8 @@ def evaluate_rows(config_path: str, bundles: dict[tuple[str, int | None], Path],
         json.dump({"config": config_path,
                    "summary": {label: {m: {"mean": v[0], "std": v[1], "seeds": v[2]} for m, v in ms.items()}
                                for label, ms in (summary or {}).items()},
-                   "rows": [{"name": r.name, "metrics": r.metrics, "per_take": r.per_take} for r in rows]},
+                   "rows": [{"name": r.name, "metrics": r.metrics, "per_take": r.per_take,
+                             "held_out_words": r.held_out_words} for r in rows]},
                   f, indent=2)
     return text
 

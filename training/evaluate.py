@@ -12,6 +12,9 @@ take's speaker, then computes (conventions in semges_core/evaluation/metrics.py)
 - SRGR: semantic-weighted rate of joints within 4 degrees, normalised so a perfect match is 1;
 - Held-out kw err: for SynthBEAT, mean distance (cm) of both wrists to the real motion
   during held-out keyword synonyms (words the model never saw in training); lower is better.
+  It averages occurrences, so frequent words weigh more; a third table gives each held-out
+  word's own mean and count (and the JSON holds them), which says which words a model
+  gets wrong rather than only how much.
 The ground-truth row scores the real motion against itself (FGD 0 and SRGR 1 by construction).
 
 A second table gives the human-likeness statistics (semges_core/evaluation/human_stats.py,
@@ -63,6 +66,7 @@ class RowResult:
     per_take: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
     human: dict[str, float] = field(default_factory=dict)  # human_stats keys, pooled over the takes
+    held_out_words: dict[str, dict[str, float]] = field(default_factory=dict)  # word -> {"err_cm", "count"}
 
 
 def test_takes(root: Path, cache: Cache) -> list[TestTake]:
@@ -90,6 +94,12 @@ def held_out_words(root: Path) -> set[str]:
 
 def held_out_error(gen: np.ndarray, real: np.ndarray, words: list[Word], held_out: set[str], fps: float) -> list[float]:
     """Per held-out word occurrence: mean wrist distance (cm) while it is spoken."""
+    return [err for _, err in held_out_errors_by_word(gen, real, words, held_out, fps)]
+
+
+def held_out_errors_by_word(gen: np.ndarray, real: np.ndarray, words: list[Word], held_out: set[str],
+                            fps: float) -> list[tuple[str, float]]:
+    """(word, mean wrist distance in cm while it is spoken) for each held-out word occurrence."""
     if not held_out:
         return []
     g = joint_positions(gen, ("RHand", "LHand"), fps)
@@ -100,7 +110,7 @@ def held_out_error(gen: np.ndarray, real: np.ndarray, words: list[Word], held_ou
             a, b = int(w.start * fps), max(int(w.start * fps) + 1, int(np.ceil(w.end * fps)))
             b = min(b, len(g))
             if a < b:
-                out.append(float(np.linalg.norm(g[a:b] - r[a:b], axis=-1).mean()))
+                out.append((w.text.lower(), float(np.linalg.norm(g[a:b] - r[a:b], axis=-1).mean())))
     return out
 
 
@@ -108,12 +118,16 @@ def score(name: str, takes: list[TestTake], generated: list[np.ndarray], fgd_mod
           held_out: set[str]) -> RowResult:
     per_take: dict[str, dict[str, float]] = {}
     bcs, errs = [], []
+    by_word: dict[str, list[float]] = {}
     for take, gen in zip(takes, generated):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             bc = beat_consistency(gen, fps, take.audio, 16000)
             s = srgr(gen, take.euler, take.sem_score)
-        e = held_out_error(gen, take.euler, take.words, held_out, fps)
+        pairs = held_out_errors_by_word(gen, take.euler, take.words, held_out, fps)
+        e = [err for _, err in pairs]
+        for word, err in pairs:
+            by_word.setdefault(word, []).append(err)
         errs += e
         bcs.append(bc)
         per_take[take.stem] = {"BC": bc, "Diversity": l1_diversity(gen), "SRGR": s,
@@ -130,7 +144,8 @@ def score(name: str, takes: list[TestTake], generated: list[np.ndarray], fgd_mod
             "SRGR": srgr(all_gen, all_real, weights),
             "Held-out kw err (cm)": float(np.mean(errs)) if errs else float("nan"),
         }
-    return RowResult(name, metrics, per_take, human=human_statistics(generated, fps))
+    words = {w: {"err_cm": float(np.mean(v)), "count": len(v)} for w, v in sorted(by_word.items())}
+    return RowResult(name, metrics, per_take, human=human_statistics(generated, fps), held_out_words=words)
 
 
 def human_statistics(eulers: list[np.ndarray], fps: float) -> dict[str, float]:
@@ -201,6 +216,21 @@ def human_table(rows: list[RowResult]) -> str:
     return "\n".join(lines)
 
 
+def held_out_word_table(rows: list[RowResult]) -> str:
+    """Each held-out word's mean wrist error (cm) per row, with how often the test split says it."""
+    words = sorted({w for r in rows for w in r.held_out_words})
+    if not words:
+        return ""
+    counts = {w: next(r.held_out_words[w]["count"] for r in rows if w in r.held_out_words) for w in words}
+    lines = ["| Method | " + " | ".join(f"{w} ({counts[w]}x)" for w in words) + " | mean of words |",
+             "|---" * (len(words) + 2) + "|"]
+    for r in rows:
+        errs = [r.held_out_words[w]["err_cm"] if w in r.held_out_words else float("nan") for w in words]
+        cells = ["-" if e != e else f"{e:.1f}" for e in errs]
+        lines.append(f"| {r.name} | " + " | ".join(cells) + f" | {np.nanmean(errs):.2f} |")
+    return "\n".join(lines)
+
+
 def run(data: Path, cache_dir: Path, fgd_path: Path, bundles: dict[str, Path], ground_truth: bool,
         device: str = "cpu") -> tuple[list[RowResult], bool]:
     cache = load_cache(data, cache_dir, DatasetConfig())
@@ -238,10 +268,14 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Human-likeness (docs/motion-statistics.md; the real speaker is issue 13's measurement):")
     print(human_table(rows))
+    if held:
+        print()
+        print("Held-out synonyms, mean wrist error (cm) per word (count = occurrences in the test split):")
+        print(held_out_word_table(rows))
     if a.json:
         with atomic_write(a.json) as f:
             json.dump({"rows": [{"name": r.name, "metrics": r.metrics, "per_take": r.per_take, "seconds": r.seconds,
-                                 "human": r.human} for r in rows],
+                                 "human": r.human, "held_out_words": r.held_out_words} for r in rows],
                        "human_reference": REAL_SPEAKER}, f, indent=2)
     return 0
 
