@@ -17,10 +17,11 @@ move as the motion does:
   shape (point, open palm, pinch, fist) and hands relax in between.
 - Beats: the hand lifts and strikes down onto the stressed syllable (lowest and still
   there), by the dominant hand, both hands, or with an echo in the other hand.
-- The other hand joins one-handed gestures: it rises part of the way into a mirrored,
-  smaller copy of the stroke (or, for gestures that touch the body, into the space in
-  front), the "support" hand of bimanual asymmetry (Guiard 1987). A speaker's share of
-  it is a habit, so it follows the gesture rather than chance, and a model can learn it.
+- The other hand joins one-handed gestures: it moves part of the way into its family's
+  support pose (up in front of the chest for "up", palm up in front of the waist for a
+  point, a smaller press for "down"), the non-dominant hand of bimanual asymmetry
+  (Guiard 1987). A speaker's share of it is a habit, so it follows the gesture rather
+  than chance, and a model can learn it.
 - On top: relaxed finger drift, slow arm drift, breathing, sway and weight shifts,
   torso lean and twist with the gestures, head nods on stressed words and head turns.
 
@@ -145,13 +146,13 @@ class _Habits:
         self.head = rng.uniform(0.8, 1.25)
         self.curl = rng.uniform(0.8, 1.25)  # how curled the relaxed fingers are
         self.fidget = rng.uniform(0.8, 1.25)  # finger motion amplitude
-        self.two_handed_beats = rng.uniform(0.5, 0.65)  # share of beats made with both hands
+        self.two_handed_beats = rng.uniform(0.6, 0.75)  # share of beats made with both hands
         self.echo = rng.uniform(0.8, 0.95)  # how much the other hand joins a one-handed beat
         # Home positions this speaker uses, most liked first.
         names = list(HOME_OFFSETS)
         self.homes = [names[0]] + list(rng.permutation(names[1:]))
         self.home_weights = np.array([0.35, 0.25, 0.18, 0.12, 0.10])
-        self.support = rng.uniform(0.5, 0.7)  # how far the other hand joins a one-handed gesture
+        self.support = rng.uniform(0.65, 0.85)  # how far the other hand joins a one-handed gesture
 
 
 def _leading_side(handedness: str, k: int) -> str:
@@ -328,15 +329,13 @@ class _ArmTimeline:
         self._key(ev.stroke + hold, held, True, "hold")
 
     def _support(self, ev: GestureEvent, rng: np.random.Generator) -> None:
-        """The other hand's part in a one-handed gesture: a mirrored copy of the stroke, a share of
-        the way from home (the speaker's habit, larger for intense words), on the same stroke
-        time. For gestures that touch the body it rises into the space in front instead, open."""
+        """The other hand's part in a one-handed gesture: its family's support pose (in front of
+        the body, smaller than the stroke), a share of the way from home (the speaker's habit,
+        larger for intense words), on the same stroke time."""
         spec = FAMILY_POSES[ev.kind]
-        if spec.contact:
-            goal = _stack({**sided(HAND_SHAPES["open"], self.side), **sided(BEAT_ARM, self.side)}, self.names)
-        else:
-            goal = _stack({**sided(HAND_SHAPES[spec.hand], self.side), **sided(spec.arm, self.side)}, self.names)
-        share = float(np.clip(self.habits.support * (0.8 + 0.4 * ev.intensity) * rng.uniform(0.9, 1.1), 0.3, 0.85))
+        goal = _stack({**sided(HAND_SHAPES[spec.support_hand], self.side),
+                       **sided(spec.support or BEAT_ARM, self.side)}, self.names)
+        share = float(np.clip(self.habits.support * (0.8 + 0.4 * ev.intensity) * rng.uniform(0.9, 1.1), 0.4, 1.0))
         current = self.poses[-1]
         target = self._blend(self.home, goal, share)
         target[~_IS_ARM] = self._blend(current[~_IS_ARM], goal[~_IS_ARM], 0.5 * share)
@@ -347,6 +346,11 @@ class _ArmTimeline:
         distance = float(np.abs(target[_IS_ARM] - self.poses[-1][_IS_ARM]).max())
         if distance > reachable:
             target[_IS_ARM] = self._blend(self.poses[-1][_IS_ARM], target[_IS_ARM], reachable / distance)
+        # It strikes with the stroke: lifted a little just before, like a beat (a co-stroke).
+        half = min(0.18 / self.style.tempo, 0.5 * max(stroke - self.times[-1], 0.0))
+        if half > 0.05:
+            lift = 0.45 * self.style.amplitude * _stack(sided(BEAT_LIFT, self.side), self.names)
+            self._key(stroke - half, target + lift, True, "stroke")
         self._key(stroke, target, True, "stroke")
         hold = float(np.clip(rng.uniform(0.25, 0.4) * (ev.end - ev.stroke), 0.1, 0.5))
         self._key(stroke + hold, self._blend(target, self.home, rng.uniform(0.15, 0.3)), True, "hold")

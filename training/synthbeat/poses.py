@@ -132,6 +132,9 @@ class FamilyPose:
     sweep: an arm offset at `start` that decays to zero at the stroke, so the
     hands travel (e.g. from the middle outwards) while preparing.
     wave: an offset (arm or torso joints) that oscillates during the hold, at wave_hz.
+    support: for one-handed families, where the other hand goes meanwhile (its own pose,
+    written for the right side like `arm`), with `support_hand` its shape: smaller, in
+    front of the body, never a mirrored copy of a raised or sideways arm.
     """
 
     arm: Pose
@@ -142,7 +145,15 @@ class FamilyPose:
     sweep: Pose = field(default_factory=dict)
     wave: Pose = field(default_factory=dict)
     wave_hz: float = 0.0
+    support: Pose = field(default_factory=dict)
+    support_hand: str = "open"
 
+
+# The other hand's part in one-handed gestures (bimanual asymmetry, Guiard 1987: the
+# non-dominant hand frames what the dominant one does). Rise: it comes up in front of the
+# chest, palm up, as the leading hand goes up. Present: open, palm up, in front of the waist.
+SUPPORT_RISE: Pose = {"Shoulder": (-4, 0, -1), "Arm": (66, -4, 46), "Arm1": (-2, -22, 80), "Hand": (-5, -48, 0)}
+SUPPORT_PRESENT: Pose = {"Shoulder": (-2, 0, 0), "Arm": (76, -12, 32), "Arm1": (0, -26, 48), "Hand": (-3, -55, 0)}
 
 FAMILY_POSES: dict[str, FamilyPose] = {
     # Both arms spread wide at shoulder height, palms forwards, fingers fanned.
@@ -159,31 +170,38 @@ FAMILY_POSES: dict[str, FamilyPose] = {
     "up": FamilyPose(
         arm={"Shoulder": (-8, 0, -1), "Arm": (-88, 45, 15), "Arm1": (-10, 70, 0), "Hand": (-75, 18, 35)},
         hand="open", torso={"Spine2": (-3, -2, 0), "Head": (0, -10, 0)},
+        support=SUPPORT_RISE,
     ),
     # The leading hand pressing down in front of the belly, palm down.
     "down": FamilyPose(
         arm={"Shoulder": (0, 0, 0), "Arm": (68, 21, 19), "Arm1": (-10, 11, 66), "Hand": (-26, 56, 16)},
         hand="flat", torso={"Spine2": (0, 4, 0), "Head": (0, 8, 0)},
+        support={"Shoulder": (0, 0, 0), "Arm": (74, 15, 24), "Arm1": (-6, 9, 52), "Hand": (-18, 50, 10)},
+        support_hand="flat",
     ),
     # The leading hand laid flat on the chest.
     "self": FamilyPose(
         arm={"Shoulder": (-3, 0, -2), "Arm": (70, 33, 15), "Arm1": (2, 28, 133), "Hand": (18, -25, 10)},
         hand="flat", contact=True, torso={"Spine2": (0, 2, 0), "Head": (0, 4, 0)},
+        support=SUPPORT_PRESENT,
     ),
     # Pointing forwards at the listener, index extended, the other fingers curled.
     "you": FamilyPose(
         arm={"Shoulder": (-3, 0, -3), "Arm": (66, 10, 48), "Arm1": (-4, -4, 74), "Hand": (8, 17, -32)},
         hand="point", torso={"Spine2": (0, 3, 0), "Head": (0, -2, 0)},
+        support=SUPPORT_PRESENT,
     ),
     # Pointing out to the leading side, arm almost straight; the head turns with it.
     "there": FamilyPose(
         arm={"Shoulder": (0, -1, 0), "Arm": (27, -32, 17), "Arm1": (-7, -31, 15), "Hand": (-13, -20, -7)},
         hand="point", torso={"Spine1": (2, 0, -4), "Head": (0, 0, -22)},
+        support=SUPPORT_PRESENT,
     ),
     # The index resting on the temple, head tilted a little towards the hand.
     "think": FamilyPose(
         arm={"Shoulder": (-5, 3, -14), "Arm": (34, 4, 50), "Arm1": (5, 0, 154), "Hand": (-47, -27, -13)},
         hand="touch", contact=True, torso={"Neck1": (4, 3, 0), "Head": (8, 4, -6)},
+        support=SUPPORT_PRESENT,
     ),
     # Both hands swept outwards at waist height, palms up; they start close together.
     "all": FamilyPose(
@@ -196,6 +214,8 @@ FAMILY_POSES: dict[str, FamilyPose] = {
         arm={"Shoulder": (2, 0, 2), "Arm": (65, -18, 34), "Arm1": (-10, -15, 108), "Hand": (-42, 45, 35)},
         hand="flat", torso={"Head": (0, -3, 0)},
         wave={"Arm1": (18, 0, 0), "Hand": (0, 0, -12), "Head": (0, 0, 5)}, wave_hz=2.5,
+        support={"Shoulder": (-4, 0, -1), "Arm": (80, 9, 26), "Arm1": (-3, 5, 62), "Hand": (-8, 40, 0)},
+        support_hand="flat",
     ),
 }
 
