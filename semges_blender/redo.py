@@ -4,9 +4,10 @@ Directors keep most of a take and ask for one sentence again. `redo_range` retar
 new motion for the same speech, takes its frames [a, b], and cross-fades them into the
 take: a slerp from what the take plays now to the new rotations, with smoothstep
 weights that are 0 at a and b (`art_direction.crossfade_weights`), so the stretch joins
-its neighbours without a jump. Each border's fade is as long as the largest turn it must
-make needs (`fade_frames_for`: at least 6 frames, at most half the stretch), so a new
-stretch whose arm is far from where the take had it swings over, not whips. Only keys inside [a, b] are replaced: keys outside stay
+its neighbours without a jump. Each border's fade is as long as the largest gap between
+the old and the new pose inside it needs (`fade_frames_for`: at least 6 frames, at most half
+the stretch), so a new stretch whose arm is far from where the take had it, or moves away
+right after the border, swings over, not whips. Only keys inside [a, b] are replaced: keys outside stay
 bit for bit, and the new border keys hold exactly what the take played there, so with
 linear keys the curve outside [a, b] plays as before too. Each bone keeps its rotation
 mode, its Euler branch and its quaternion sign continue from the key before, and key
@@ -133,9 +134,21 @@ def redo_range(obj: bpy.types.Object, take_action: bpy.types.Action, new_motion:
         found.append((bone, mode, fcs, old, channels_to_quats(old, mode), new_q))
     longest = (n - 1) // 2 if n > 2 else 0
     if fade_frames is None:
-        turn = [max((float(geodesic_deg(oq[k], nq[k])) for _, _, _, _, oq, nq in found), default=0.0)
-                for k in (0, n - 1)]
-        fades = [min(fade_frames_for(t, rt.fps), longest) for t in turn]
+        # How far apart the old and the new pose are, per frame (the largest bone). A fade sized
+        # for the border alone is too short when the two part right after it, so each side's
+        # fade grows until it covers the largest gap inside it.
+        gap = np.zeros(n)
+        for _, _, _, _, oq, nq in found:
+            gap = np.maximum(gap, np.asarray(geodesic_deg(oq, nq), dtype=np.float64))
+        fades = []
+        for side in (gap, gap[::-1]):
+            f = min(fade_frames_for(float(side[0]), rt.fps), longest)
+            while True:
+                wider = min(fade_frames_for(float(side[: f + 1].max()), rt.fps), longest)
+                if wider <= f:
+                    break
+                f = wider
+            fades.append(f)
     else:
         fades = [min(int(fade_frames), longest)] * 2
     w = crossfade_weights(n, *fades)

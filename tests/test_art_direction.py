@@ -16,7 +16,7 @@ from semges_core.motion.art_direction import (
 )
 from semges_core.motion.clip import Motion
 from semges_core.motion.key_reduction import geodesic_deg
-from semges_core.motion.rotations import quat_normalize
+from semges_core.motion.rotations import axis_angle_to_quat, quat_multiply, quat_normalize
 from semges_core.motion.skeleton import BEAT_SKELETON
 
 
@@ -86,11 +86,37 @@ def test_crossfade_is_old_at_the_borders_and_new_inside():
     assert w[0] == 0 and w[-1] == 0 and np.all(w[6:15] == 1) and np.all(np.diff(w[:7]) > 0)
     np.testing.assert_array_equal(crossfade_weights(5, 0), np.ones(5))
     rng = np.random.default_rng(2)
-    old = quat_normalize(rng.normal(size=(21, 3, 4)))
-    new = quat_normalize(rng.normal(size=(21, 3, 4)))
+    # Two smooth motions (3 joints), each a random start turning steadily about a random axis.
+    def smooth():
+        start = quat_normalize(rng.normal(size=(3, 4)))
+        steps = axis_angle_to_quat(np.linspace(0, 1, 21)[:, None, None] * rng.normal(0, 0.5, (1, 3, 3)))
+        return quat_multiply(steps, np.broadcast_to(start, (21, 3, 4)))
+    old, new = smooth(), smooth()
     out = crossfade(old, new, w)
     np.testing.assert_array_equal(out[0], old[0])
     np.testing.assert_array_equal(out[-1], old[-1])
     assert geodesic_deg(out[10], new[10]).max() < 1e-9
     mid = geodesic_deg(out[3], old[3])
     assert np.all(mid > 0) and np.all(mid < geodesic_deg(old[3], new[3]))
+
+
+def test_crossfade_does_not_flip_where_old_and_new_are_opposite():
+    """An arm raised in the old take and lowered in the new one: the gap between them passes
+    through 180 degrees inside the fade. A per-frame slerp flips to the other way round there
+    (a 100+ degree pop in one frame); the crossfade keeps going the same way."""
+    n = 41
+    t = np.linspace(0.0, 1.0, n)
+    old = axis_angle_to_quat(np.zeros((n, 3)))
+    # new: a rotation about Z from 170 to 210 degrees over the stretch, past 180 at frame 10,
+    # where the weight is 0.5.
+    new = axis_angle_to_quat(np.stack([np.zeros(n), np.zeros(n), np.radians(170.0 + 40.0 * t)], -1))
+    w = crossfade_weights(n, 20)
+    out = crossfade(old, new, w)
+    step = geodesic_deg(out[1:], out[:-1])
+    assert step.max() < 20.0, step.max()  # smoothstep over 20 frames: at most 1.5 * 210 / 20 per frame
+    np.testing.assert_allclose(geodesic_deg(out[20], new[20]), 0.0, atol=1e-6)
+    np.testing.assert_array_equal(out[[0, -1]], old[[0, -1]])
+    # The per-frame slerp this replaces: its largest step is the flip.
+    from semges_core.motion.rotations import quat_slerp
+    flip = quat_slerp(old, new, np.broadcast_to(w, old.shape[:-1]))
+    assert geodesic_deg(flip[1:], flip[:-1]).max() > 90.0

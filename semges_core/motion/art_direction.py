@@ -9,8 +9,9 @@ The neutral pose defaults to the clip's own per-joint mean rotation (the chordal
 mean: the principal eigenvector of sum q q^T), so turning a clip down calms it around
 where it usually is rather than snapping it to the T-pose.
 
-Redoing a stretch of a take must not leave a seam, so `crossfade` slerps from the old
-rotations into the new ones with smoothstep weights that are 0 at both borders.
+Redoing a stretch of a take must not leave a seam, so `crossfade` turns the old
+rotations into the new ones with smoothstep weights that are 0 at both borders, the
+same way round from frame to frame (no flip where the two are 180 degrees apart).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from semges_core.motion.rotations import (
     quat_continuous,
     quat_multiply,
     quat_normalize,
-    quat_slerp,
     quat_to_axis_angle,
 )
 
@@ -148,14 +148,44 @@ def fade_frames_for(angle_deg: float, fps: float, shortest: int = 6, speed_deg_s
 
 
 def crossfade(old: np.ndarray, new: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """slerp(old, new, w) per frame for quaternions (T, ..., 4); w = 0 gives old exactly, w = 1 new."""
+    """From `old` to `new` by `weights` per frame, quaternions (T, ..., 4); w = 0 gives old exactly, w = 1 new.
+
+    Each frame turns old by the weighted part of the rotation d = new old^-1 that leads to
+    new. Slerping each frame on its own would take the shorter way round every frame, and
+    where old and new are about 180 degrees apart (an arm raised in one take and lowered in
+    the other) the shorter way flips from one side to the other between two frames: a pop.
+    So d keeps its sign from frame to frame (the same way round, even past 180 degrees),
+    anchored at each end of the stretch, where d takes the shorter way; the two anchors meet
+    where the weight is largest, and at w = 1 both ways give `new`.
+    """
     old, new = np.asarray(old, dtype=np.float64), np.asarray(new, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64).reshape((-1,) + (1,) * (old.ndim - 2))
-    out = quat_slerp(old, new, np.broadcast_to(w, old.shape[:-1]))
+    w = np.asarray(weights, dtype=np.float64)
+    if old.shape != new.shape or old.shape[-1] != 4 or w.shape != old.shape[:1]:
+        raise ValueError(f"old {old.shape} and new {new.shape} must match (T, ..., 4) and weights be ({len(old)},)")
+    d = quat_normalize(quat_multiply(quat_normalize(new), quat_conjugate(quat_normalize(old))))
+    if len(d):
+        split = int(np.argmax(w))
+        d[: split + 1] = _sign_continuous(d[: split + 1])
+        d[split + 1:] = _sign_continuous(d[split + 1:][::-1])[::-1]
+    half = np.arctan2(np.linalg.norm(d[..., 1:], axis=-1), d[..., 0])  # half the angle, 0..pi
+    axis = d[..., 1:] / np.maximum(np.linalg.norm(d[..., 1:], axis=-1, keepdims=True), 1e-12)
+    wb = w.reshape((-1,) + (1,) * (old.ndim - 2))
+    part = np.concatenate([np.cos(wb * half)[..., None], np.sin(wb * half)[..., None] * axis], axis=-1)
+    out = quat_normalize(quat_multiply(part, old))
     out = np.where(np.sum(out * old, -1, keepdims=True) < 0, -out, out)  # the sign of the old keys
-    w_full = np.broadcast_to(w, old.shape[:-1])[..., None]
+    w_full = np.broadcast_to(wb, old.shape[:-1])[..., None]
     out = np.where(w_full == 0.0, old, out)
     return np.where(w_full == 1.0, np.where(np.sum(new * out, -1, keepdims=True) < 0, -new, new), out)
+
+
+def _sign_continuous(d: np.ndarray) -> np.ndarray:
+    """Quaternions (T, ..., 4) with the first frame's scalar part >= 0 and no sign flip from frame to frame."""
+    if not len(d):
+        return d
+    flip = np.ones(d.shape[:-1])
+    flip[0] = np.where(d[0, ..., 0] < 0, -1.0, 1.0)
+    flip[1:] = np.where(np.sum(d[1:] * d[:-1], -1) < 0, -1.0, 1.0)
+    return d * np.cumprod(flip, axis=0)[..., None]
 
 
 __all__ = ["Intensity", "GROUPS", "joint_group", "chordal_mean", "scale_rotations", "scale_intensity",
