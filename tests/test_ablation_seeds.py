@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from training.ablations import run_dir, seed_summary, seed_table
 from training.evaluate import COLUMNS, RowResult
@@ -26,3 +27,19 @@ def test_seeds_are_grouped_per_row_with_mean_and_sample_std(tmp_path):
     assert "| SemGes (full) | 3 | 12.000 ± 2.000 |" in table
     assert "| Ground truth | 1 | 0.000 |" in table
     assert run_dir(tmp_path, "full", 2) == tmp_path / "full" / "seed2" and run_dir(tmp_path, "full", None) == tmp_path / "full"
+
+
+def test_every_row_is_a_valid_configuration_that_differs_as_labelled():
+    from training.ablations import LABELS, ROWS
+    from training.config import load_config
+
+    assert set(ROWS) == set(LABELS)
+    path = Path(__file__).resolve().parents[1] / "configs" / "synthbeat_small.toml"
+    configs = {row: load_config(str(path), overrides) for row, overrides in ROWS.items()}
+    full = configs["full"]
+    assert full.stage2.loss.coherence and full.stage2.loss.relevance and full.stage2.model.coherence_positions
+    assert not configs["without_coherence"].stage2.loss.coherence
+    assert not configs["without_relevance"].stage2.loss.relevance
+    assert not configs["vqvae_only"].stage2.loss.coherence and not configs["vqvae_only"].stage2.loss.relevance
+    words_only = configs["coherence_words_only"]
+    assert words_only.stage2.loss == full.stage2.loss and not words_only.stage2.model.coherence_positions

@@ -19,10 +19,10 @@ def tiny_priors(down_t: int = 0):
     return hand, body
 
 
-def tiny_generator(down_t: int = 0) -> SemGesGenerator:
+def tiny_generator(down_t: int = 0, **config) -> SemGesGenerator:
     hand, body = tiny_priors(down_t)
-    return SemGesGenerator(GeneratorConfig(audio_dim=10, text_dim=8, hidden=32, layers=2, heads=4, n_speakers=3),
-                           hand, body)
+    return SemGesGenerator(GeneratorConfig(audio_dim=10, text_dim=8, hidden=32, layers=2, heads=4, n_speakers=3,
+                                           **config), hand, body)
 
 
 def batch(B: int = 3, T: int = 34):
@@ -134,6 +134,26 @@ def test_ablation_switches():
     w = 1 + score
     assert torch.isclose(full.relevance, (per_frame * w).sum() / w.sum())
     assert float(full.coherence.detach()) > 0.0
+
+
+@pytest.mark.parametrize("positions", [True, False])
+def test_coherence_text_with_or_without_positions(positions):
+    """The same word said all through a window: the text features the coherence loss scores
+    change along the window only through the positional encoding (the words-only ablation
+    keeps them constant away from the text encoder's edges); the motion is the same model's."""
+    torch.manual_seed(0)
+    g = tiny_generator(coherence_positions=positions).eval()
+    audio, _, spk, _, _ = batch()
+    words = torch.randn(1, 1, 8).expand(3, 34, 8).contiguous()
+    with torch.no_grad():
+        text = g(audio, words, spk).text_hand  # (3, 34, 16)
+    inner = text[:, 5:-5]  # away from the two convolutions' zero padding (4 frames each side)
+    spread = float((inner - inner.mean(1, keepdim=True)).abs().max())
+    assert (spread > 1e-2) if positions else (spread < 1e-5), spread
+    with_pe = tiny_generator(coherence_positions=True)
+    with_pe.load_state_dict(g.state_dict())
+    with torch.no_grad():
+        assert torch.equal(with_pe.eval()(audio, words, spk).motion, g(audio, words, spk).motion)
 
 
 def test_coherence_is_zero_when_text_matches_motion_latents():

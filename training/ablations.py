@@ -2,8 +2,9 @@
 
     python -m training.ablations --config configs/synthbeat_small.toml --out runs/ablations [--seeds 3]
 
-trains stage 2 four times (full model, without semantic coherence, without
-semantic-relevance weighting, and "VQ-VAE only" with both off) on top of the
+trains stage 2 once per row (full model, without semantic coherence, without
+semantic-relevance weighting, "VQ-VAE only" with both off, and one row of our own: the
+coherence loss on the words' features without the positional encoding) on top of the
 config's stage-1 priors (trained first if missing), leaving one bundle per row in
 `<out>/<row>/model.safetensors` (rows whose bundle exists are skipped). Then it
 trains the FGD motion autoencoder on the training split if missing, scores every
@@ -33,13 +34,17 @@ from .config import load_config
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 LABELS = {"full": "SemGes (full)", "without_coherence": "w/o semantic coherence",
-          "without_relevance": "w/o semantic relevance", "vqvae_only": "VQ-VAE only"}
+          "without_relevance": "w/o semantic relevance", "vqvae_only": "VQ-VAE only",
+          "coherence_words_only": "coherence on words only"}
 
 ROWS: dict[str, list[str]] = {
     "full": [],
     "without_coherence": ["stage2.loss.coherence=false"],
     "without_relevance": ["stage2.loss.relevance=false"],
     "vqvae_only": ["stage2.loss.coherence=false", "stage2.loss.relevance=false"],
+    # Not one of the paper's rows: the full model with the coherence loss scoring the text
+    # features without the positional encoding (README: does position leak into the target?).
+    "coherence_words_only": ["stage2.model.coherence_positions=false"],
 }
 
 

@@ -30,6 +30,10 @@ class GeneratorConfig:
     dropout: float = 0.1
     n_speakers: int = 30
     text_kernel: int = 5        # temporal context of the text encoder, in frames
+    # The text features the semantic-coherence loss scores: with the positional encoding
+    # added (the paper's fused text stream), or the words alone (an ablation: with positions
+    # the loss can fit where a word falls in the window, not only what it means).
+    coherence_positions: bool = True
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
@@ -159,13 +163,14 @@ class SemGesGenerator(nn.Module):
         T = audio.shape[1]
         pe = sinusoidal_positions(T, self.config.hidden, audio.device).to(audio.dtype)
         x = self.audio_in(audio) + pe + self.speaker(speaker)[:, None]  # (B, T, H)
-        text = self.text_encoder(words) + pe  # (B, T, H)
+        words_only = self.text_encoder(words)  # (B, T, H)
+        text = words_only + pe
         for layer in self.layers:
             x = layer(x, text)
         fused = self._to_code_rate(self.norm(x))  # (B, T', H)
         hand_latent = self.to_hand(fused + self.speaker_hand(speaker)[:, None])
         body_latent = self.to_body(fused + self.speaker_body(speaker)[:, None])
-        return hand_latent, body_latent, self._to_code_rate(text)
+        return hand_latent, body_latent, self._to_code_rate(text if self.config.coherence_positions else words_only)
 
     def decode(self, hand_quantized: torch.Tensor, body_quantized: torch.Tensor) -> torch.Tensor:
         """Quantized latents through the frozen decoders -> (B, T, 282), body first."""
