@@ -165,27 +165,23 @@ def crossfade(old: np.ndarray, new: np.ndarray, weights: np.ndarray) -> np.ndarr
     d = quat_normalize(quat_multiply(quat_normalize(new), quat_conjugate(quat_normalize(old))))
     if len(d):
         split = int(np.argmax(w))
-        d[: split + 1] = _sign_continuous(d[: split + 1])
-        d[split + 1:] = _sign_continuous(d[split + 1:][::-1])[::-1]
-    half = np.arctan2(np.linalg.norm(d[..., 1:], axis=-1), d[..., 0])  # half the angle, 0..pi
+        d[: split + 1] = _shorter_way_then_continuous(d[: split + 1])
+        d[split + 1:] = _shorter_way_then_continuous(d[split + 1:][::-1])[::-1]
+    # d's angle, 0..2 pi: past pi when keeping the sign goes the long way round.
+    half = np.arctan2(np.linalg.norm(d[..., 1:], axis=-1, keepdims=True), d[..., :1])
     axis = d[..., 1:] / np.maximum(np.linalg.norm(d[..., 1:], axis=-1, keepdims=True), 1e-12)
     wb = w.reshape((-1,) + (1,) * (old.ndim - 2))
-    part = np.concatenate([np.cos(wb * half)[..., None], np.sin(wb * half)[..., None] * axis], axis=-1)
-    out = quat_normalize(quat_multiply(part, old))
+    out = quat_normalize(quat_multiply(axis_angle_to_quat(wb[..., None] * 2.0 * half * axis), old))
     out = np.where(np.sum(out * old, -1, keepdims=True) < 0, -out, out)  # the sign of the old keys
     w_full = np.broadcast_to(wb, old.shape[:-1])[..., None]
     out = np.where(w_full == 0.0, old, out)
     return np.where(w_full == 1.0, np.where(np.sum(new * out, -1, keepdims=True) < 0, -new, new), out)
 
 
-def _sign_continuous(d: np.ndarray) -> np.ndarray:
-    """Quaternions (T, ..., 4) with the first frame's scalar part >= 0 and no sign flip from frame to frame."""
-    if not len(d):
-        return d
-    flip = np.ones(d.shape[:-1])
-    flip[0] = np.where(d[0, ..., 0] < 0, -1.0, 1.0)
-    flip[1:] = np.where(np.sum(d[1:] * d[:-1], -1) < 0, -1.0, 1.0)
-    return d * np.cumprod(flip, axis=0)[..., None]
+def _shorter_way_then_continuous(d: np.ndarray) -> np.ndarray:
+    """Quaternions (T, ..., 4): the first frame with its scalar part >= 0, then no sign flip
+    from frame to frame (`quat_continuous`)."""
+    return quat_continuous(np.where(d[:1, ..., :1] < 0, -d, d))
 
 
 __all__ = ["Intensity", "GROUPS", "joint_group", "chordal_mean", "scale_rotations", "scale_intensity",
