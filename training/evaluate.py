@@ -92,11 +92,6 @@ def held_out_words(root: Path) -> set[str]:
     return {w for ws in families.values() for w in ws}
 
 
-def held_out_error(gen: np.ndarray, real: np.ndarray, words: list[Word], held_out: set[str], fps: float) -> list[float]:
-    """Per held-out word occurrence: mean wrist distance (cm) while it is spoken."""
-    return [err for _, err in held_out_errors_by_word(gen, real, words, held_out, fps)]
-
-
 def held_out_errors_by_word(gen: np.ndarray, real: np.ndarray, words: list[Word], held_out: set[str],
                             fps: float) -> list[tuple[str, float]]:
     """(word, mean wrist distance in cm while it is spoken) for each held-out word occurrence."""
@@ -124,10 +119,10 @@ def score(name: str, takes: list[TestTake], generated: list[np.ndarray], fgd_mod
             warnings.simplefilter("ignore", RuntimeWarning)
             bc = beat_consistency(gen, fps, take.audio, 16000)
             s = srgr(gen, take.euler, take.sem_score)
-        pairs = held_out_errors_by_word(gen, take.euler, take.words, held_out, fps)
-        e = [err for _, err in pairs]
-        for word, err in pairs:
+        e = []
+        for word, err in held_out_errors_by_word(gen, take.euler, take.words, held_out, fps):
             by_word.setdefault(word, []).append(err)
+            e.append(err)
         errs += e
         bcs.append(bc)
         per_take[take.stem] = {"BC": bc, "Diversity": l1_diversity(gen), "SRGR": s,
