@@ -266,6 +266,14 @@ class _ArmTimeline:
                 break
             self._pop()
 
+    def _shrink_to_reach(self, time: float, target: np.ndarray) -> None:
+        """Still too far to go in the time left (a stroke right after another): the arm part of
+        `target` is made smaller, in place, as a speaker in a hurry does, rather than faster."""
+        reachable = 0.8 * _MAX_ARM_SPEED * max(time - self.times[-1], 0.0)
+        distance = float(np.abs(target[_IS_ARM] - self.poses[-1][_IS_ARM]).max())
+        if distance > reachable:
+            target[_IS_ARM] = self._blend(self.poses[-1][_IS_ARM], target[_IS_ARM], reachable / distance)
+
     def _new_home(self, first: bool = False) -> np.ndarray:
         h = self.habits
         name = h.homes[0] if first else h.homes[int(self.rng.choice(len(h.homes), p=h.home_weights))]
@@ -310,12 +318,7 @@ class _ArmTimeline:
         target[_IS_ARM] = self.home[_IS_ARM] + reach * (target[_IS_ARM] - self.home[_IS_ARM])
         prep = ev.stroke - ev.start
         self._make_room(ev.stroke, target)
-        # Still too far to go in the time left (a stroke right after another): the gesture
-        # is made smaller, as a speaker in a hurry does, rather than faster.
-        reachable = 0.8 * _MAX_ARM_SPEED * max(ev.stroke - self.times[-1], 0.0)
-        distance = float(np.abs(target[_IS_ARM] - self.poses[-1][_IS_ARM]).max())
-        if distance > reachable:
-            target[_IS_ARM] = self._blend(self.poses[-1][_IS_ARM], target[_IS_ARM], reachable / distance)
+        self._shrink_to_reach(ev.stroke, target)
         if spec.sweep and prep > 0.2:  # the hands pass through the sweep's start on the way
             via = target + _stack(sided(spec.sweep, self.side), self.names)
             self._key(ev.start + 0.5 * prep, via, False)
@@ -342,10 +345,7 @@ class _ArmTimeline:
         target += rng.normal(0.0, 1.0, target.shape) * np.where(_IS_ARM, 2.0, 1.5)[:, None]
         stroke = ev.stroke + rng.uniform(0.0, 0.06)  # the other hand trails a little
         self._make_room(stroke, target)
-        reachable = 0.8 * _MAX_ARM_SPEED * max(stroke - self.times[-1], 0.0)
-        distance = float(np.abs(target[_IS_ARM] - self.poses[-1][_IS_ARM]).max())
-        if distance > reachable:
-            target[_IS_ARM] = self._blend(self.poses[-1][_IS_ARM], target[_IS_ARM], reachable / distance)
+        self._shrink_to_reach(stroke, target)
         # It strikes with the stroke: lifted a little just before, like a beat (a co-stroke).
         half = min(0.18 / self.style.tempo, 0.5 * max(stroke - self.times[-1], 0.0))
         if half > 0.05:
